@@ -1,0 +1,36 @@
+"""Shared fixtures: one Ray session for the whole suite, offline trackers, a fresh directory per test."""
+
+from __future__ import annotations
+
+import os
+
+# Set before Ray, wandb or mlflow are imported anywhere in the test process.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("WANDB_DISABLE_GIT", "true")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.pop("WANDB_API_KEY", None)
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance (2 CPUs) shared by every test that runs Tune."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh directory, also the current directory, for one test's stores and Tune storage."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,99 @@
+"""The plain, immutable values handed to hook implementations.
+
+No Ray object ever crosses the hook boundary: plugins can be driven without Ray (the conformance kit in
+``trackbridge.testing`` does exactly that), and a value a plugin receives never changes under it while
+its worker thread is busy with it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+class TrialStatus(str, enum.Enum):
+    """How a trial ended, as told to ``trackbridge_trial_complete``."""
+
+    #: The trainable returned or a stopper stopped it: the run succeeded.
+    COMPLETED = "completed"
+    #: The trainable raised and Tune gave up on it (no retries left).
+    FAILED = "failed"
+    #: The experiment ended (finished, interrupted, Ctrl+C) while the trial was paused, pending or running;
+    #: Tune sends no completion for such trials, TrackBridge does, so every tracker run ends.
+    UNFINISHED = "unfinished"
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    """One Tune experiment (one ``Tuner.fit()``)."""
+
+    #: The experiment's directory name (``RunConfig(name=...)`` or Tune's generated one).
+    name: str
+    #: Where Tune stores the experiment (may be a URI such as ``s3://...`` or a local path).
+    path: str | None = None
+    #: The driver's local staging directory of the experiment (always a local path, or None).
+    local_path: str | None = None
+    #: True when this experiment continues a restored one (``Tuner.restore``).
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class TrialInfo:
+    """One Tune trial; the same trial always has the same ``trial_id``."""
+
+    trial_id: str
+    #: Tune's display name, e.g. ``train_fn_6f2a1_00001``.
+    trial_name: str
+    experiment_name: str
+    #: The trial's config flattened with ``/`` (``{"opt/lr": 0.1}``), secrets redacted, values reduced to
+    #: plain scalars, strings, or lists of them (anything else as its ``repr``).
+    config: Mapping[str, Any] = field(default_factory=dict)
+    #: The same config, redacted and reduced the same way, but nested as the user wrote it.
+    nested_config: Mapping[str, Any] = field(default_factory=dict)
+    #: Tune's directory of the trial (local path on the driver), or None when driven without Ray.
+    local_path: str | None = None
+    #: Tune's storage path of the trial (may be remote).
+    path: str | None = None
+    #: Tune's experiment tag for the trial (e.g. ``1_lr=0.1``).
+    experiment_tag: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "config", _frozen(self.config))
+        object.__setattr__(self, "nested_config", _frozen(self.nested_config))
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """A checkpoint Tune has persisted for a trial."""
+
+    #: Path of the checkpoint directory on ``filesystem``.
+    path: str
+    #: The step (``training_iteration``) of the result the checkpoint belongs to, if known.
+    step: int | None = None
+    #: The metrics of that result (flattened, auto-filled fields removed).
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    #: A ``pyarrow.fs.FileSystem`` holding ``path``; None means the local file system.
+    filesystem: Any = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", _frozen(self.metrics))
+
+    def local_directory(self, scratch_dir: str) -> str:
+        """Return a local directory with the checkpoint's files, downloading into ``scratch_dir`` if needed."""
+        import os
+
+        fs = self.filesystem
+        if fs is None or getattr(fs, "type_name", "local") == "local":
+            return self.path
+        import pyarrow.fs as pafs
+
+        target = os.path.join(scratch_dir, os.path.basename(self.path.rstrip("/")) or "checkpoint")
+        os.makedirs(target, exist_ok=True)
+        pafs.copy_files(self.path, target, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        return target

@@ -1,0 +1,169 @@
+"""The hook specification: the contract between TrackBridge and every tracker plugin.
+
+A plugin is an object (usually an instance of a class, or a module) with methods marked ``@hookimpl`` whose
+names are the hooks below. It implements only the hooks it needs, and each implementation may accept any
+subset of the spec's arguments (pluggy's rule), so plugins keep working when a hook gains an argument.
+
+The call sequence, per plugin, for one ``Tuner.fit()``::
+
+    trackbridge_setup()                                   once, first
+    trackbridge_experiment_start(experiment)              once, before any trial event
+      for each trial, in this order:
+        trackbridge_trial_start(trial, resumed, last_step)
+          trackbridge_trial_config_update(trial, step, changes)   only after a resumed start with a new config
+          trackbridge_trial_result(trial, step, metrics, timestamp)   rising step, never the same step twice
+          trackbridge_trial_checkpoint(trial, checkpoint)             after the result of its step
+        trackbridge_trial_complete(trial, status, error)  exactly once per trial start sequence
+      (events of different trials interleave)
+      trackbridge_flush()                                 whenever the plugin's queue runs dry, and before
+                                                          every trial_complete and experiment_end
+    trackbridge_experiment_end(experiment)                once, last: close everything
+
+Threading: every hook of one plugin is called on that plugin's own worker thread (one thread per plugin,
+never Tune's thread), one call at a time, so a plugin needs no locks for its own state. Different plugins run
+on different threads, concurrently.
+
+Errors: an exception raised by a hook is caught, logged with the plugin's name, the hook and the trial, and
+counted; it never reaches Tune and never stops the other plugins. Don't swallow errors you cannot handle:
+raising is how a plugin reports that an event was not delivered.
+
+Metadata a plugin class may declare (read without instantiating it, e.g. by ``trackbridge plugins``):
+
+- ``requires``: tuple of importable module names the plugin needs (``("mlflow",)``); if one is missing,
+  construction fails with ``install_hint``.
+- ``install_hint``: what to install, e.g. ``'pip install "trackbridge[mlflow]"'``.
+
+Options: a plugin named in ``plugins={"name": {...}}`` is constructed with those options as keyword
+arguments on the user's thread, when ``TrackBridgeCallback`` is constructed. The constructor must only
+validate and store options (raise ``TypeError``/``ValueError`` for bad ones): no I/O, no threads, no tracker
+handles, because Tune pickles the callback before the run. Open resources in ``trackbridge_setup`` or
+``trackbridge_experiment_start``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pluggy
+
+from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
+
+PROJECT_NAME = "trackbridge"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+@hookspec
+def trackbridge_setup() -> None:
+    """Prepare the tracker: the first call a plugin receives, once per ``Tuner.fit()``.
+
+    Called as soon as Tune sets up its callbacks, before any trial exists and before the experiment's name
+    is known. Do the slow, experiment-independent work here (import the tracker SDK, open a store, log in)
+    so it overlaps with Tune starting its trials.
+    """
+
+
+@hookspec
+def trackbridge_experiment_start(experiment: ExperimentInfo) -> None:
+    """The experiment is known: called once, after ``trackbridge_setup`` and before any trial event.
+
+    :param experiment: its name, storage path, and whether it is a restored experiment
+        (``experiment.resumed``).
+    """
+
+
+@hookspec
+def trackbridge_trial_start(trial: TrialInfo, resumed: bool, last_step: int | None) -> None:
+    """A trial starts (or continues): open or reopen this trial's tracker run.
+
+    :param trial: the trial; ``trial.config`` is its flattened, redacted config.
+    :param resumed: False the first time TrackBridge sees this trial. True when the same trial starts
+        again: after ``Tuner.restore``, after Tune retried it following a failure, or when a scheduler (PBT,
+        HyperBand) resumes it after a pause. A resumed trial must continue its existing run, never open a
+        second one.
+    :param last_step: the highest step already delivered for this trial (None if none). Results at or below
+        it are not delivered again; a plugin that can truncate history (TensorBoard's ``purge_step``) may
+        use ``last_step + 1``.
+
+    A start may come again without a ``trackbridge_trial_complete`` in between (pause, retry, restore).
+    """
+
+
+@hookspec
+def trackbridge_trial_config_update(trial: TrialInfo, step: int | None, changes: Mapping[str, Any]) -> None:
+    """A resumed trial came back with a different config (e.g. PBT exploited another trial).
+
+    Called right after ``trackbridge_trial_start(resumed=True)``. ``trial.config`` is the new config;
+    ``changes`` holds only the flattened keys whose value changed (or appeared), with their new values;
+    ``step`` is the last step delivered before the change.
+    """
+
+
+@hookspec
+def trackbridge_trial_result(
+    trial: TrialInfo, step: int, metrics: Mapping[str, Any], timestamp: float
+) -> None:
+    """One result reported by the trial (``tune.report``).
+
+    :param step: Tune's ``training_iteration``; strictly rising per trial, never delivered twice.
+    :param metrics: the result flattened with ``/`` (``{"eval/loss": 0.3}``), Tune's auto-filled fields
+        removed (unless the user asked for them) and the user's ``excludes`` applied. Values are as the
+        trainable reported them: numbers, bools, numpy scalars and arrays, lists, strings, None, NaN. Use
+        ``trackbridge.values.classify`` to treat them the same way every plugin does.
+    :param timestamp: seconds since the epoch when TrackBridge received the result.
+
+    A buffering plugin should only buffer here and write in ``trackbridge_flush``.
+    """
+
+
+@hookspec
+def trackbridge_trial_checkpoint(trial: TrialInfo, checkpoint: CheckpointInfo) -> None:
+    """Tune persisted a checkpoint of the trial.
+
+    ``checkpoint.path`` lives on ``checkpoint.filesystem`` (None: local); use
+    ``checkpoint.local_directory(scratch)`` to get its files locally. Tune may delete old checkpoints
+    (``CheckpointConfig(num_to_keep=...)``): a checkpoint that is gone by the time this runs should be
+    reported by raising, not silently skipped.
+    """
+
+
+@hookspec
+def trackbridge_trial_complete(trial: TrialInfo, status: TrialStatus, error: str | None) -> None:
+    """The trial ended: finish its tracker run.
+
+    :param status: ``COMPLETED`` (success), ``FAILED`` (the trainable raised; ``error`` has the error text),
+        or ``UNFINISHED`` (the experiment ended or was interrupted while the trial was still paused,
+        pending or running; Tune itself sends nothing for those).
+
+    ``trackbridge_flush`` has been called just before, so all of this trial's results have been handed over.
+    """
+
+
+@hookspec
+def trackbridge_flush() -> None:
+    """Write what is buffered.
+
+    Called when the plugin's queue runs dry (at most every ``flush_interval`` seconds while results keep
+    arriving), and always before ``trackbridge_trial_complete`` and ``trackbridge_experiment_end``.
+    """
+
+
+@hookspec
+def trackbridge_experiment_end(experiment: ExperimentInfo) -> None:
+    """The last call: every trial has been completed; close every handle and release resources.
+
+    ``Tuner.fit()`` waits (up to the callback's ``drain_timeout``) for this call to return.
+    """
+
+
+ALL_HOOKS: tuple[str, ...] = tuple(
+    name for name in list(globals()) if name.startswith(f"{PROJECT_NAME}_") and callable(globals()[name])
+)
+
+__all__ = [
+    "ALL_HOOKS",
+    "CheckpointInfo",
+    "ExperimentInfo",
+    "TrialInfo",
+    "TrialStatus",
+    "hookspec",
+]
