@@ -13,6 +13,11 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.pop("WANDB_API_KEY", None)
+# Ray's worker processes import trainables defined in test modules by module name: let them find the tests.
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_TESTS, os.path.dirname(_TESTS)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 import pytest  # noqa: E402

@@ -160,6 +160,13 @@ class TrackBridgeCallback(Callback):
     def plugin_names(self) -> list[str]:
         return [p.name for p in self._ensure_loaded()]
 
+    def get_plugin(self, name: str) -> Any:
+        """The plugin object registered under ``name`` (e.g. to inspect it after ``fit()``)."""
+        for plugin in self._ensure_loaded():
+            if plugin.name == name:
+                return plugin.obj
+        raise KeyError(f"trackbridge: no plugin {name!r} in this callback; it has {self.plugin_names}")
+
     def _ensure_loaded(self) -> list[plugin_manager.LoadedPlugin]:
         if self._loaded is None:
             self._loaded = plugin_manager.resolve(plugin_manager.requests_to_argument(self._requests))

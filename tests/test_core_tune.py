@@ -1,0 +1,208 @@
+"""End to end: real Tune experiments deliver every trial's lifecycle to a plugin installed by entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+import pytest
+from ray import tune
+
+from tests.thirdparty.fake_dist import make_distribution
+from trackbridge import TrackBridgeCallback
+from trackbridge.testing import RecordingPlugin
+
+RESULTS = 4
+CHECKPOINT_AT = 2
+FAILING_X = 3
+FAIL_AT = 3
+
+
+def trainable(config):
+    for i in range(1, RESULTS + 1):
+        checkpoint = None
+        if i == CHECKPOINT_AT:
+            d = tempfile.mkdtemp()
+            with open(os.path.join(d, "weights.txt"), "w") as f:
+                f.write(str(i))
+            checkpoint = tune.Checkpoint.from_directory(d)
+        if config["x"] == FAILING_X and i == FAIL_AT:
+            raise RuntimeError("diverged on purpose")
+        tune.report({"loss": config["x"] / i, "eval": {"acc": i / 10}, "tag": "v1"}, checkpoint=checkpoint)
+
+
+@pytest.fixture
+def acme(tmp_path, monkeypatch):
+    root = make_distribution(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(root))
+    yield root
+    sys.modules.pop("acme_recorder", None)
+
+
+def _expected_sequence(x: int) -> list[tuple]:
+    last = FAIL_AT - 1 if x == FAILING_X else RESULTS
+    seq = [("trial_start", False, None)]
+    for step in range(1, last + 1):
+        seq.append(("result", step))
+        if step == CHECKPOINT_AT:
+            seq.append(("checkpoint", step))
+    seq.append(("complete", "failed" if x == FAILING_X else "completed"))
+    return seq
+
+
+def _simplify(events: list[tuple]) -> list[tuple]:
+    out = []
+    for e in events:
+        if e[0] == "trial_start":
+            out.append(("trial_start", e[2], e[3]))
+        elif e[0] in ("result", "checkpoint"):
+            out.append((e[0], e[2]))
+        elif e[0] == "complete":
+            out.append(("complete", e[2]))
+    return out
+
+
+def test_tuner_delivers_exact_lifecycle_to_entry_point_plugin(ray_session, acme, workdir):
+    callback = TrackBridgeCallback(plugins={"recorder": {"label": "e2e"}})
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"x": tune.grid_search([1, 2, FAILING_X]), "opt": {"lr": 0.1, "api_token": "do-not-log"}},
+        run_config=tune.RunConfig(name="core_e2e", storage_path=str(workdir / "ray"), callbacks=[callback]),
+    )
+    grid = tuner.fit()
+    recorder = callback.get_plugin("recorder")
+    assert type(recorder).__name__ == "EntryPointRecorder" and recorder.label == "e2e"
+
+    # experiment-level calls: setup first, experiment_end last, each once
+    kinds = [e[0] for e in recorder.events]
+    assert kinds[0] == "setup" and kinds.count("setup") == 1
+    assert recorder.events[1] == ("experiment_start", "core_e2e")
+    assert recorder.events[-1] == ("experiment_end", "core_e2e")
+    assert recorder.thread_names == {"trackbridge-recorder"}
+
+    per_trial = recorder.by_trial()
+    results_by_id = {r.metrics["trial_id"]: r for r in grid}
+    assert set(per_trial) == set(results_by_id)
+    for tid, events in per_trial.items():
+        x = results_by_id[tid].config["x"]
+        assert _simplify(events) == _expected_sequence(x), tid
+        start = events[0]
+        assert start[4] == {"x": x, "opt/lr": 0.1, "opt/api_token": "***REDACTED***"}
+        for e in events:
+            if e[0] == "result":
+                step = e[2]
+                assert e[3] == {"loss": x / step, "eval/acc": step / 10, "tag": "v1"}
+        if x == FAILING_X:
+            assert "diverged on purpose" in events[-1][3]
+        else:
+            assert events[-1][3] is None
+    ckpts = [e for e in recorder.events if e[0] == "checkpoint"]
+    assert all(os.path.exists(os.path.join(e[3], "weights.txt")) for e in ckpts)
+
+    report_path = workdir / "ray" / "core_e2e" / "trackbridge_report.json"
+    report = json.loads(report_path.read_text())
+    [row] = report["plugins"]
+    assert row["plugin"] == "recorder" and row["failed"] == 0 and row["dropped"] == 0
+    assert row["delivered"] == len([e for e in recorder.events if e[0] != "flush"])
+
+
+def test_tune_run_api_and_a_plugin_instance(ray_session, workdir):
+    rec = RecordingPlugin()
+    tune.run(
+        trainable,
+        config={"x": tune.grid_search([1, 2])},
+        callbacks=[TrackBridgeCallback(plugins=[rec])],
+        storage_path=str(workdir / "ray"),
+        name="core_run_api",
+        verbose=0,
+    )
+    per_trial = rec.by_trial()
+    assert len(per_trial) == 2
+    for events in per_trial.values():
+        assert [e[2] for e in events if e[0] == "result"] == list(range(1, RESULTS + 1))
+        assert events[-1][:3] == ("complete", events[0][1], "completed")
+
+
+def retried_trainable(config):
+    """Fails once at step 3 (first attempt only), then resumes from its step-2 checkpoint."""
+    start = 1
+    ckpt = tune.get_checkpoint()
+    if ckpt:
+        with ckpt.as_directory() as d:
+            start = int(open(os.path.join(d, "step")).read()) + 1
+    marker = os.path.join(config["marker_dir"], f"failed_{config['x']}")
+    for i in range(start, 6):
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "step"), "w") as f:
+            f.write(str(i))
+        if i == 3 and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("transient failure")
+        tune.report({"v": i * 10.0}, checkpoint=tune.Checkpoint.from_directory(d) if i == 2 else None)
+
+
+def test_retried_trial_continues_without_duplicate_steps(ray_session, workdir):
+    rec = RecordingPlugin()
+    tuner = tune.Tuner(
+        retried_trainable,
+        param_space={"x": 1, "marker_dir": str(workdir)},
+        run_config=tune.RunConfig(
+            name="core_retry",
+            storage_path=str(workdir / "ray"),
+            callbacks=[TrackBridgeCallback(plugins=[rec])],
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
+    tuner.fit()
+    [(tid, events)] = rec.by_trial().items()
+    starts = [e for e in events if e[0] == "trial_start"]
+    assert [(s[2], s[3]) for s in starts] == [(False, None), (True, 2)]
+    assert [e[2] for e in events if e[0] == "result"] == [1, 2, 3, 4, 5]
+    assert events[-1][2] == "completed"
+    assert sum(e[0] == "complete" for e in events) == 1
+
+
+def interrupted_trainable(config):
+    start = 1
+    ckpt = tune.get_checkpoint()
+    if ckpt:
+        with ckpt.as_directory() as d:
+            start = int(open(os.path.join(d, "step")).read()) + 1
+    for i in range(start, 7):
+        if i == 4 and not os.path.exists(config["marker"]):
+            open(config["marker"], "w").close()
+            raise RuntimeError("driver crash stand-in")
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "step"), "w") as f:
+            f.write(str(i))
+        tune.report({"v": float(i)}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def test_restored_experiment_resumes_trials_and_never_repeats_a_step(ray_session, workdir):
+    first = RecordingPlugin()
+    storage = str(workdir / "ray")
+    tuner = tune.Tuner(
+        interrupted_trainable,
+        param_space={"marker": str(workdir / "marker")},
+        run_config=tune.RunConfig(name="core_restore", storage_path=storage, callbacks=[TrackBridgeCallback(plugins=[first])]),
+    )
+    tuner.fit()
+    [(tid, events)] = first.by_trial().items()
+    assert [e[2] for e in events if e[0] == "result"] == [1, 2, 3]
+    assert events[-1][2] == "failed"
+
+    restored = tune.Tuner.restore(os.path.join(storage, "core_restore"), trainable=interrupted_trainable, resume_errored=True)
+    restored.fit()
+    # the callback was unpickled from tuner.pkl: its plugin is a copy of the original (pickled before the run)
+    callbacks = restored._local_tuner._run_config.callbacks
+    [cb] = [c for c in callbacks if isinstance(c, TrackBridgeCallback)]
+    second = cb.get_plugin("recorder")
+    assert second is not first
+    assert second.events[1] == ("experiment_start", "core_restore")
+    [(tid2, events2)] = second.by_trial().items()
+    assert tid2 == tid
+    assert (events2[0][2], events2[0][3]) == (True, 3)
+    assert [e[2] for e in events2 if e[0] == "result"] == [4, 5, 6]
+    assert events2[-1][2] == "completed"
