@@ -1,0 +1,40 @@
+"""The ``trackbridge`` command, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.thirdparty.fake_dist import make_distribution
+
+
+def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "trackbridge.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_plugins_lists_builtins_and_a_third_party_plugin(tmp_path):
+    site = make_distribution(tmp_path / "site")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    out = _run("plugins", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    for name in ("wandb", "mlflow", "tensorboard"):
+        assert rows[name]["distribution"] == "trackbridge" and rows[name]["status"] == "ok"
+        assert "trackbridge_trial_result" in rows[name]["hooks"]
+    assert rows["wandb"]["sdk"] == "wandb" and rows["mlflow"]["sdk"] == "mlflow"
+    rec = rows["recorder"]
+    assert (rec["distribution"], rec["version"]) == ("acme_trackbridge_recorder", "1.2.3")
+    assert "trackbridge_trial_complete" in rec["hooks"]
+    assert rows["needs_sdk"]["status"].startswith("missing surely_not_an_installed_sdk_xyz")
+
+    text = _run("plugins", env=env).stdout
+    assert "recorder  (acme_trackbridge_recorder 1.2.3; acme_recorder:EntryPointRecorder)" in text
+    assert "tracker SDK: mlflow: importable" in text
+
+    only = _run("plugins", "--hook", "trial_result", "--json", env=env)
+    names = {r["name"] for r in json.loads(only.stdout)}
+    assert "acme_hooks" in names and "needs_sdk" not in names
