@@ -175,3 +175,62 @@ def test_experiment_end_is_the_last_call():
     rec = RecordingPlugin()
     drive(rec, [scripted_trial("a", results=[{"x": 1}])], experiment=ExperimentInfo(name="e"))
     assert rec.events[-1] == ("experiment_end", "e")
+
+
+def test_transient_errors_are_retried_with_backoff_then_delivered():
+    from trackbridge import TransientError
+
+    class BrieflyDown:
+        name = "briefly_down"
+        retry_on = (ConnectionError,)
+
+        def __init__(self):
+            self.calls, self.stored = 0, []
+
+        @hookimpl
+        def trackbridge_trial_result(self, step):
+            self.calls += 1
+            if self.calls in (1, 2):
+                raise ConnectionError("server gone")
+            if self.calls == 3:
+                raise TransientError("503")
+            self.stored.append(step)
+
+    plugin = BrieflyDown()
+    d = Dispatcher(resolve([plugin]), flush_interval=0.0, retry_backoff=0.01, max_retries=3)
+    d.start()
+    t = _trial("a")
+    for step in (1, 2):
+        d.submit("trackbridge_trial_result", {"trial": t, "step": step, "metrics": {}, "timestamp": 0.0}, "a")
+    d.close(10)
+    [stats] = d.stats()
+    assert plugin.stored == [1, 2]
+    assert (stats.retried, stats.failed, stats.delivered) == (3, 0, 2)
+
+
+def test_non_transient_errors_are_not_retried_and_repeated_failures_disable_the_plugin(caplog):
+    class AlwaysBroken:
+        name = "broken"
+        retry_on = (ConnectionError,)
+
+        def __init__(self):
+            self.calls = 0
+
+        @hookimpl
+        def trackbridge_trial_result(self, step):
+            self.calls += 1
+            raise ValueError("bad request")
+
+    plugin = AlwaysBroken()
+    d = Dispatcher(resolve([plugin]), flush_interval=0.0, max_consecutive_failures=5)
+    d.start()
+    t = _trial("a")
+    with caplog.at_level(logging.ERROR, logger="trackbridge"):
+        for step in range(1, 21):
+            d.submit("trackbridge_trial_result", {"trial": t, "step": step, "metrics": {}, "timestamp": 0.0}, "a")
+        d.close(10)
+    [stats] = d.stats()
+    assert plugin.calls == 5 and stats.retried == 0
+    assert stats.failed == 5 and stats.dropped == 15
+    assert "5 consecutive failures" in stats.disabled_reason
+    assert any("disabled for the rest of this run" in r.getMessage() for r in caplog.records)

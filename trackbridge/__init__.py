@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
-from trackbridge.plugins import MissingTrackerError, PluginError, hookimpl
+from trackbridge.errors import MissingTrackerError, PluginError, TrackerFailure, TransientError
+from trackbridge.plugins import hookimpl
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,8 @@ __all__ = [
     "MissingTrackerError",
     "PluginError",
     "TrackBridgeCallback",
+    "TrackerFailure",
+    "TransientError",
     "TrialInfo",
     "TrialStatus",
     "hookimpl",

@@ -21,6 +21,7 @@ from ray.tune.result import AUTO_RESULT_KEYS
 
 from trackbridge import plugins as plugin_manager
 from trackbridge.dispatch import Dispatcher
+from trackbridge.errors import TrackerFailure
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
 from trackbridge.report import write_report
 from trackbridge.values import DEFAULT_REDACT_PATTERNS, flatten, plain_config, redact
@@ -72,6 +73,10 @@ class TrackBridgeCallback(Callback):
     :param drain_timeout: how long ``Tuner.fit()`` waits at the end for the plugins to finish.
     :param stuck_timeout: how long a full queue may stay full before its plugin is declared stuck and
         disabled (its missed events are counted), so a hung tracker never stalls tuning for ever.
+    :param max_retries: how often a call that failed with a transient error (``TransientError`` or a type
+        in the plugin's ``retry_on``) is retried, with exponential backoff from ``retry_backoff`` seconds.
+    :param fail_fast: turn the first plugin failure into a ``TrackerFailure`` raised on Tune's thread (at
+        its next callback), which stops the Tune run. Off by default: tracking never fails tuning.
     """
 
     def __init__(
@@ -85,6 +90,9 @@ class TrackBridgeCallback(Callback):
         flush_interval: float = 0.5,
         drain_timeout: float | None = 600.0,
         stuck_timeout: float = 300.0,
+        max_retries: int = 3,
+        retry_backoff: float = 0.5,
+        fail_fast: bool = False,
     ) -> None:
         self._loaded = plugin_manager.resolve(plugins)
         self._requests = [p.request for p in self._loaded]
@@ -106,7 +114,10 @@ class TrackBridgeCallback(Callback):
             "queue_size": int(queue_size),
             "flush_interval": float(flush_interval),
             "stuck_timeout": float(stuck_timeout),
+            "max_retries": int(max_retries),
+            "retry_backoff": float(retry_backoff),
         }
+        self._fail_fast = bool(fail_fast)
         self._drain_timeout = drain_timeout
         self._init_runtime()
 
@@ -183,6 +194,18 @@ class TrackBridgeCallback(Callback):
     def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:  # noqa: D401
         self._ensure_dispatcher()
 
+    def _check_fail_fast(self) -> None:
+        if not self._fail_fast or self._dispatcher is None:
+            return
+        failure = self._dispatcher.first_error()
+        if failure is not None:
+            plugin, hook, trial_id, exc = failure
+            where = f" for trial {trial_id}" if trial_id else ""
+            raise TrackerFailure(
+                f"trackbridge: plugin {plugin!r} failed in {hook}{where}: {type(exc).__name__}: {exc} "
+                "(fail_fast=True stops the run)"
+            ) from exc
+
     def _ensure_experiment(self, trial: Any) -> ExperimentInfo:
         if self._experiment is None:
             dispatcher = self._ensure_dispatcher()
@@ -211,6 +234,7 @@ class TrackBridgeCallback(Callback):
         )
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        self._check_fail_fast()
         experiment = self._ensure_experiment(trial)
         dispatcher = self._ensure_dispatcher()
         tid = str(trial.trial_id)
@@ -262,6 +286,7 @@ class TrackBridgeCallback(Callback):
         return False
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info) -> None:
+        self._check_fail_fast()
         state = self._state_for(trial)
         step = result.get(STEP_KEY)
         if not isinstance(step, int) or isinstance(step, bool):
@@ -280,6 +305,7 @@ class TrackBridgeCallback(Callback):
         )
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info) -> None:
+        self._check_fail_fast()
         state = self._state_for(trial)
         checkpoint_info = CheckpointInfo(
             path=str(checkpoint.path),
@@ -317,6 +343,7 @@ class TrackBridgeCallback(Callback):
 
     def on_experiment_end(self, trials: list, **info) -> None:
         self.close()
+        self._check_fail_fast()
 
     def close(self) -> dict[str, Any] | None:
         """End every open trial as UNFINISHED, end the experiment, drain and close every plugin.

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from trackbridge.errors import TransientError
 from trackbridge.plugins import LoadedPlugin
 
 logger = logging.getLogger("trackbridge")
@@ -75,6 +76,8 @@ class PluginWorker:
         flush_interval: float = 0.5,
         stuck_timeout: float = 300.0,
         max_consecutive_failures: int = 100,
+        max_retries: int = 3,
+        retry_backoff: float = 0.5,
     ) -> None:
         self.plugin = plugin
         self.stats = PluginStats(plugin.name)
@@ -83,6 +86,10 @@ class PluginWorker:
         self._stuck_timeout = stuck_timeout
         self._max_consecutive_failures = max_consecutive_failures
         self._consecutive_failures = 0
+        self._max_retries = max(0, int(max_retries))
+        self._retry_backoff = float(retry_backoff)
+        #: The first failure (plugin, hook, trial id, exception), for ``fail_fast``.
+        self.first_error: tuple[str, str, str | None, BaseException] | None = None
         self._logged: set[tuple[str, str | None]] = set()
         self._disabled = threading.Event()
         self._thread = threading.Thread(
@@ -155,12 +162,43 @@ class PluginWorker:
             if item is not _STOP:
                 count += 1
 
+    def _is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, TransientError):
+            return True
+        retry_on = getattr(self.plugin.obj, "retry_on", ()) or ()
+        try:
+            return bool(retry_on) and isinstance(exc, tuple(retry_on))
+        except TypeError:
+            return False
+
+    def _invoke(self, caller: Any, hook: str, kwargs: Mapping[str, Any]) -> None:
+        """Call the hook; retry transient errors with exponential backoff, then re-raise."""
+        attempt = 0
+        while True:
+            try:
+                caller(**kwargs)
+                return
+            except Exception as exc:
+                if attempt >= self._max_retries or not self._is_transient(exc) or self._disabled.is_set():
+                    raise
+                delay = self._retry_backoff * (2**attempt)
+                attempt += 1
+                with self._stats_lock:
+                    self.stats.retried += 1
+                logger.warning(
+                    "trackbridge: plugin %r: transient error in %s (%s: %s); retry %d/%d in %.1fs",
+                    self.plugin.name, hook, type(exc).__name__, exc, attempt, self._max_retries, delay,
+                )
+                time.sleep(delay)
+
     def _call(self, hook: str, kwargs: Mapping[str, Any], trial_id: str | None) -> bool:
         caller = getattr(self.plugin.manager.hook, hook)
         started = time.perf_counter()
         try:
-            caller(**kwargs)
+            self._invoke(caller, hook, kwargs)
         except Exception as exc:  # isolation: a plugin's error never leaves its worker
+            if self.first_error is None:
+                self.first_error = (self.plugin.name, hook, trial_id, exc)
             with self._stats_lock:
                 self.stats.failed += 1
                 self.stats.errors_by_hook[hook] = self.stats.errors_by_hook.get(hook, 0) + 1
@@ -267,3 +305,9 @@ class Dispatcher:
 
     def stats(self) -> list[PluginStats]:
         return [w.stats for w in self.workers]
+
+    def first_error(self) -> tuple[str, str, str | None, BaseException] | None:
+        for worker in self.workers:
+            if worker.first_error is not None:
+                return worker.first_error
+        return None

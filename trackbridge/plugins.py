@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 import pluggy
 
 from trackbridge import hookspecs
+from trackbridge.errors import MissingTrackerError, PluginError
 from trackbridge.values import is_secret_key
 
 ENTRY_POINT_GROUP = "trackbridge"
@@ -29,14 +30,6 @@ PluginsArgument = Union[Mapping[str, Union[Mapping[str, Any], None]], Sequence[U
 #: Option names that are stripped before a plugin request is pickled (Tune writes the callback into
 #: ``tuner.pkl``): a restored run finds these again in the environment or key file.
 SECRET_OPTION_PATTERNS = ("*api_key*", "*token*", "*password*", "*secret*", "*credential*")
-
-
-class PluginError(ValueError):
-    """A plugin request that cannot be satisfied (unknown name, missing SDK, bad options, bad hooks)."""
-
-
-class MissingTrackerError(PluginError, ImportError):
-    """The plugin is installed but its tracker SDK is not."""
 
 
 @dataclass(frozen=True)
