@@ -206,3 +206,47 @@ def test_restored_experiment_resumes_trials_and_never_repeats_a_step(ray_session
     assert (events2[0][2], events2[0][3]) == (True, 3)
     assert [e[2] for e in events2 if e[0] == "result"] == [4, 5, 6]
     assert events2[-1][2] == "completed"
+
+
+def pbt_trainable(config):
+    step = 0
+    ckpt = tune.get_checkpoint()
+    if ckpt:
+        with ckpt.as_directory() as d:
+            step = int(open(os.path.join(d, "step")).read())
+    while step < 12:
+        step += 1
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "step"), "w") as f:
+            f.write(str(step))
+        tune.report({"score": config["lr"] * step}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def test_pbt_paused_and_exploited_trials_continue_their_runs(ray_session, workdir):
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    rec = RecordingPlugin()
+    pbt = PopulationBasedTraining(
+        time_attr="training_iteration", perturbation_interval=4,
+        hyperparam_mutations={"lr": [0.001, 0.01, 0.1, 1.0]}, quantile_fraction=0.5, resample_probability=1.0,
+    )
+    tune.Tuner(
+        pbt_trainable,
+        param_space={"lr": tune.grid_search([0.001, 0.01, 0.1, 1.0])},
+        tune_config=tune.TuneConfig(scheduler=pbt, metric="score", mode="max"),
+        run_config=tune.RunConfig(name="core_pbt", storage_path=str(workdir), callbacks=[TrackBridgeCallback(plugins=[rec])]),
+    ).fit()
+    per_trial = rec.by_trial()
+    assert len(per_trial) == 4
+    updates = 0
+    for tid, events in per_trial.items():
+        steps = [e[2] for e in events if e[0] == "result"]
+        assert steps == list(range(1, 13)), (tid, steps)  # every step once, even across pauses and exploits
+        assert sum(e[0] == "complete" for e in events) == 1 and events[-1][0] == "complete"
+        starts = [e for e in events if e[0] == "trial_start"]
+        assert starts[0][2] is False and all(s[2] is True for s in starts[1:])
+        for e in events:
+            if e[0] == "config_update":
+                updates += 1
+                assert set(e[3]) == {"lr"}
+    assert updates >= 1  # PBT exploited at least one trial into a new config

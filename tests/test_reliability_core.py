@@ -134,3 +134,51 @@ def test_driver_exiting_inside_fit_flushes_through_the_exit_hook(tmp_path):
     assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "FIT RETURNED" not in proc.stdout
     _check_every_trial_finished(_read_events(events))
+
+
+def many_results_trainable(config):
+    for i in range(1, config["n"] + 1):
+        tune.report({"loss": 1.0 / i, "payload": [float(i)] * 50})
+
+
+def test_slow_plugin_gets_backpressure_with_a_bounded_queue_and_loses_nothing(ray_session, workdir):
+    slow = RecordingPlugin(name="slow", sleep=0.002)
+    callback = TrackBridgeCallback(plugins=[slow], queue_size=20)
+    tune.run(
+        many_results_trainable, config={"n": 400, "x": tune.grid_search([1, 2])},
+        callbacks=[callback], storage_path=str(workdir), name="backpressure", verbose=0,
+    )
+    [row] = callback.report["plugins"]
+    assert row["max_queue_depth"] <= 20  # memory is bounded by queue_size whatever the tracker's speed
+    assert row["dropped"] == 0 and row["failed"] == 0
+    for events in slow.by_trial().values():
+        assert [e[2] for e in events if e[0] == "result"] == list(range(1, 401))
+
+
+def test_a_hung_tracker_is_declared_stuck_and_tuning_goes_on(ray_session, workdir):
+    import threading
+
+    release = threading.Event()
+
+    class Hangs:
+        name = "hangs"
+
+        @hookimpl
+        def trackbridge_trial_result(self, step):
+            release.wait(120)  # a network call that never returns
+
+    rec = RecordingPlugin()
+    callback = TrackBridgeCallback(plugins=[Hangs(), rec], queue_size=5, stuck_timeout=1.0, drain_timeout=5)
+    started = time.monotonic()
+    tune.run(
+        many_results_trainable, config={"n": 100, "x": tune.grid_search([1, 2])},
+        callbacks=[callback], storage_path=str(workdir), name="stuck", verbose=0,
+    )
+    elapsed = time.monotonic() - started
+    release.set()
+    rows = {r["plugin"]: r for r in callback.report["plugins"]}
+    assert "stuck" in rows["hangs"]["disabled_reason"]
+    assert rows["hangs"]["dropped"] >= 190  # every event it missed is counted, not silently lost
+    assert rows["recorder"]["delivered"] == len([e for e in rec.events if e[0] != "flush"])
+    assert sum(e[0] == "result" for e in rec.events) == 200
+    assert elapsed < 60

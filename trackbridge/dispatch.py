@@ -47,6 +47,8 @@ class PluginStats:
     flushes: int = 0
     busy_seconds: float = 0.0
     max_lag_seconds: float = 0.0
+    #: The most events ever waiting in the queue (bounded by ``queue_size``: memory stays flat).
+    max_queue_depth: int = 0
     disabled_reason: str | None = None
     errors_by_hook: dict[str, int] = field(default_factory=dict)
 
@@ -60,6 +62,7 @@ class PluginStats:
             "flushes": self.flushes,
             "busy_seconds": round(self.busy_seconds, 4),
             "max_lag_seconds": round(self.max_lag_seconds, 4),
+            "max_queue_depth": self.max_queue_depth,
             "disabled_reason": self.disabled_reason,
             "errors_by_hook": dict(self.errors_by_hook),
         }
@@ -116,6 +119,9 @@ class PluginWorker:
         event = _Event(hook, kwargs, trial_id, time.monotonic())
         try:
             self._queue.put(event, block=True, timeout=self._stuck_timeout)
+            depth = self._queue.qsize()
+            if depth > self.stats.max_queue_depth:
+                self.stats.max_queue_depth = depth
         except queue.Full:
             self._disable(
                 f"stuck: its queue stayed full for {self._stuck_timeout:.0f}s (a tracker call that never returns?)"

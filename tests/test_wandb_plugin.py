@@ -1,0 +1,465 @@
+"""The ``wandb`` plugin against the real W&B SDK in offline mode, read back from the ``run-<id>.wandb`` files.
+
+Tune experiments run for real (the shared ``ray_session``); what W&B stored is parsed by ``tests/wandb_reader``
+(the transaction log ``wandb sync`` would upload). Fast tests drive the plugin's hooks directly, without Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ray import tune
+
+from tests.wandb_reader import artifact_manifest, read_runs, runs_by_id
+from trackbridge import ExperimentInfo, PluginError, TrackBridgeCallback, TrialInfo, TrialStatus
+from trackbridge.events import CheckpointInfo
+from trackbridge.testing import RecordingPlugin
+from trackbridge_wandb import WandbPlugin
+from trackbridge_wandb.options import resolve_api_key
+
+API_KEY = "trackbridge-test-key-0123456789abcdef0123"
+TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def wandb_home(tmp_path_factory):
+    """Keep W&B's artifact staging, cache and config out of the home directory."""
+    home = tmp_path_factory.mktemp("wandb_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANDB_MODE", "offline")
+        mp.setenv("WANDB_DATA_DIR", str(home / "data"))
+        mp.setenv("WANDB_CACHE_DIR", str(home / "cache"))
+        mp.setenv("WANDB_CONFIG_DIR", str(home / "config"))
+        mp.setenv("WANDB_ARTIFACT_DIR", str(home / "artifacts"))
+        mp.delenv("WANDB_API_KEY", raising=False)
+        mp.delenv("WANDB_PROJECT", raising=False)
+        yield home
+    if TIMINGS:
+        print("\nwandb plugin timings:", {k: round(v, 3) for k, v in TIMINGS.items()})
+
+
+def _delivery(callback: TrackBridgeCallback) -> dict:
+    [row] = [r for r in callback.report["plugins"] if r["plugin"] == "wandb"]
+    return row
+
+
+def _checkpoint_dir(step: int) -> tune.Checkpoint:
+    d = tempfile.mkdtemp()
+    with open(os.path.join(d, "weights.txt"), "w") as f:
+        f.write(f"weights at {step}")
+    with open(os.path.join(d, "step"), "w") as f:
+        f.write(str(step))
+    return tune.Checkpoint.from_directory(d)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Done means: 4 trials x 50 results with checkpoints -> 4 offline runs, 200 rows at the right steps.
+
+DONE_RESULTS = 50
+DONE_CHECKPOINT_EVERY = 10
+
+
+def done_trainable(config):
+    for i in range(1, DONE_RESULTS + 1):
+        checkpoint = _checkpoint_dir(i) if i % DONE_CHECKPOINT_EVERY == 0 else None
+        tune.report(
+            {"loss": config["lr"] * 100 / i, "acc": i / DONE_RESULTS, "eval": {"score": i * config["lr"]}},
+            checkpoint=checkpoint,
+        )
+
+
+def test_four_trials_fifty_results_become_four_runs_with_exactly_the_reported_rows(ray_session, workdir):
+    wandb_dir = workdir / "wandb_runs"
+    recorder = RecordingPlugin()
+    callback = TrackBridgeCallback(
+        plugins=[
+            ("wandb", {"mode": "offline", "dir": str(wandb_dir), "project": "p", "upload_checkpoints": True}),
+            recorder,
+        ]
+    )
+    lrs = [0.01, 0.02, 0.03, 0.04]
+    tuner = tune.Tuner(
+        done_trainable,
+        param_space={"lr": tune.grid_search(lrs), "model": {"width": 8, "act": "relu"}, "seed": 7},
+        run_config=tune.RunConfig(name="wb_done", storage_path=str(workdir / "ray"), callbacks=[callback], verbose=0),
+    )
+    started = time.perf_counter()
+    grid = tuner.fit()
+    TIMINGS["done_fit_seconds"] = time.perf_counter() - started
+    delivery = _delivery(callback)
+    TIMINGS["done_plugin_busy_seconds"] = delivery["busy_seconds"]
+    TIMINGS["done_plugin_max_lag_seconds"] = delivery["max_lag_seconds"]
+    assert delivery["failed"] == 0 and delivery["dropped"] == 0, delivery
+
+    reported = recorder.by_trial()
+    trial_ids = {r.metrics["trial_id"] for r in grid}
+    assert set(reported) == trial_ids and len(trial_ids) == 4
+
+    runs = runs_by_id(str(wandb_dir))
+    assert set(runs) == trial_ids  # one run per trial, the run id is the trial id
+    total_rows = 0
+    for tid, [run] in runs.items():  # exactly one run file per trial
+        start = reported[tid][0]
+        config = start[4]
+        assert run.name == f"done_trainable_{tid}"
+        assert run.group == "wb_done" and run.project == "p"
+        assert run.config == config == {"lr": config["lr"], "model/width": 8, "model/act": "relu", "seed": 7}
+        assert run.exit_code == 0 and run.summary["tune/status"] == "completed"
+
+        tune_rows = [(e[2], e[3]) for e in reported[tid] if e[0] == "result"]
+        assert [step for step, _ in tune_rows] == list(range(1, DONE_RESULTS + 1))
+        assert len(run.history) == len(tune_rows)
+        for row, (step, metrics) in zip(run.history, tune_rows):
+            assert row["_step"] == row["training_iteration"] == step
+            assert {k: row[k] for k in metrics} == metrics
+            assert set(row) - set(metrics) == {"training_iteration", "_step", "_runtime", "_timestamp"}
+        total_rows += len(run.history)
+        assert ("*", "training_iteration") in run.metrics
+
+        # one model artifact per checkpoint, named after the trial, with that step's metrics
+        steps = list(range(DONE_CHECKPOINT_EVERY, DONE_RESULTS + 1, DONE_CHECKPOINT_EVERY))
+        assert len(run.artifacts) == len(steps)
+        for artifact, step in zip(run.artifacts, steps):
+            assert artifact.type == "model" and artifact.name == run.name
+            assert set(artifact.aliases) == {"latest", f"step_{step}"}
+            metadata = __import__("json").loads(artifact.metadata)
+            assert metadata["training_iteration"] == step and metadata["trial_id"] == tid
+            assert metadata["loss"] == pytest.approx(config["lr"] * 100 / step)
+            files = artifact_manifest(artifact)
+            assert set(files) == {"weights.txt", "step"}
+            assert files["weights.txt"]["size"] == len(f"weights at {step}")
+    assert total_rows == 4 * DONE_RESULTS
+
+
+# --------------------------------------------------------------------------------------------------------------
+# One experiment, several checks: a per-trial `wandb` sub-dict, every kind of value, a failing trial, a key.
+
+FAILING_X = 2
+
+
+def mixed_trainable(config):
+    for i in range(1, 4):
+        if config["x"] == FAILING_X and i == 3:
+            raise RuntimeError("diverged on purpose")
+        tune.report(
+            {
+                "loss": 1.0 / i,
+                "weights": np.arange(10, dtype=np.float32) * i,
+                "grads": [0.5, 1.5, float("nan")],
+                "phase": f"epoch-{i}",
+                "nothing": None,
+                "bad": float("nan") if i == 2 else 1.0,
+                "np_scalar": np.float64(i) * 2,
+                "flag": i % 2 == 0,
+            }
+        )
+
+
+@pytest.fixture(scope="module")
+def mixed(ray_session, tmp_path_factory):
+    root = tmp_path_factory.mktemp("wb_mixed")
+    wandb_dir = root / "wandb_runs"
+    callback = TrackBridgeCallback(
+        plugins={"wandb": {"mode": "offline", "dir": str(wandb_dir), "project": "p", "api_key": API_KEY,
+                           "tags": ["plugin-tag"]}}
+    )
+    overrides = {"name": "custom-name", "tags": ["a", "b"], "notes": "per-trial notes", "job_type": "sweep",
+                 "project": "other-project", "settings": {"console": "off"}, "reinit": "nope"}
+    tuner = tune.Tuner(
+        mixed_trainable,
+        param_space={
+            "x": tune.grid_search([1, FAILING_X]),
+            "opt": {"lr": 0.1},
+            "wandb": tune.sample_from(lambda spec: overrides if spec.config["x"] == 1 else {}),
+        },
+        run_config=tune.RunConfig(name="wb_mixed", storage_path=str(root / "ray"), callbacks=[callback], verbose=0),
+    )
+    started = time.perf_counter()
+    grid = tuner.fit()
+    TIMINGS["mixed_fit_seconds"] = time.perf_counter() - started
+    return {"root": root, "wandb_dir": wandb_dir, "callback": callback, "runs": runs_by_id(str(wandb_dir)),
+            "grid": grid}
+
+
+def _run_for(mixed, x):
+    [run] = [runs[0] for runs in mixed["runs"].values() if runs[0].config.get("x") == x]
+    return run
+
+
+def test_trial_wandb_subdict_overrides_init_and_is_not_logged_as_config(mixed):
+    run = _run_for(mixed, 1)
+    assert run.name == "custom-name"
+    assert run.tags == ["a", "b"] and run.notes == "per-trial notes" and run.job_type == "sweep"
+    assert run.project == "other-project"
+    assert run.config == {"x": 1, "opt/lr": 0.1}  # no "wandb/..." keys
+    other = _run_for(mixed, FAILING_X)
+    assert other.project == "p" and other.tags == ["plugin-tag"] and other.group == "wb_mixed"
+    assert other.config == {"x": FAILING_X, "opt/lr": 0.1}
+
+
+def test_values_become_scalars_histograms_and_text(mixed):
+    run = _run_for(mixed, 1)
+    assert [r["_step"] for r in run.history] == [1, 2, 3]
+    for i, row in enumerate(run.history, start=1):
+        assert row["loss"] == pytest.approx(1.0 / i)
+        assert row["weights/_type"] == "histogram" and sum(row["weights/values"]) == 10
+        assert row["grads/_type"] == "histogram" and sum(row["grads/values"]) == 2  # NaN dropped
+        assert row["phase"] == f"epoch-{i}"
+        assert row["np_scalar"] == 2 * i
+        assert row["flag"] is (i % 2 == 0)
+        assert "nothing" not in row
+    assert np.isnan(run.history[1]["bad"]) and run.history[0]["bad"] == 1.0
+    assert run.summary["phase"] == "epoch-3"
+
+
+def test_failing_trial_finishes_its_run_failed_with_the_error(mixed):
+    run = _run_for(mixed, FAILING_X)
+    assert [r["training_iteration"] for r in run.history] == [1, 2]
+    assert run.exit_code == 1
+    assert run.summary["tune/status"] == "failed"
+    assert "diverged on purpose" in run.summary["tune/error"]
+    ok = _run_for(mixed, 1)
+    assert ok.exit_code == 0 and ok.summary["tune/status"] == "completed" and "tune/error" not in ok.summary
+    assert _delivery(mixed["callback"])["failed"] == 0
+
+
+def test_api_key_is_nowhere_on_disk(mixed):
+    """Not in any run file, not in tuner.pkl, not in Tune's experiment state or the delivery report."""
+    needle = API_KEY.encode()
+    checked = 0
+    for root in (mixed["wandb_dir"], mixed["root"] / "ray"):
+        for path in Path(root).rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                checked += 1
+                assert needle not in path.read_bytes(), path
+    assert (mixed["root"] / "ray" / "wb_mixed" / "tuner.pkl").exists()
+    assert checked > 10
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Restore: the driver is interrupted (SIGINT) mid-trial, Tuner.restore continues the same W&B run.
+
+
+def interrupted_trainable(config):
+    start = 1
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as d:
+            start = int(open(os.path.join(d, "step")).read()) + 1
+    for i in range(start, 7):
+        if i == 4 and not os.path.exists(config["marker"]):
+            open(config["marker"], "w").close()
+            os.kill(config["driver_pid"], signal.SIGINT)  # Ctrl+C in the driver: Tune saves and stops
+            time.sleep(3)
+        tune.report({"v": float(i)}, checkpoint=_checkpoint_dir(i))
+
+
+def test_restored_experiment_continues_the_same_run_without_repeating_a_step(ray_session, workdir):
+    wandb_dir = workdir / "wandb_runs"
+    storage = workdir / "ray"
+    options = {"mode": "offline", "dir": str(wandb_dir), "project": "p", "upload_checkpoints": True}
+    tuner = tune.Tuner(
+        interrupted_trainable,
+        param_space={"marker": str(workdir / "marker"), "driver_pid": os.getpid()},
+        run_config=tune.RunConfig(name="wb_restore", storage_path=str(storage),
+                                  callbacks=[TrackBridgeCallback(plugins={"wandb": options})], verbose=0),
+    )
+    started = time.perf_counter()
+    tuner.fit()
+    TIMINGS["restore_first_fit_seconds"] = time.perf_counter() - started
+    [(run_id, [first])] = runs_by_id(str(wandb_dir)).items()
+    assert first.exit_code == 2 and first.summary["tune/status"] == "unfinished"
+    first_steps = [r["_step"] for r in first.history]
+    assert first_steps == list(range(1, len(first_steps) + 1)) and len(first_steps) >= 3
+
+    started = time.perf_counter()
+    tune.Tuner.restore(str(storage / "wb_restore"), trainable=interrupted_trainable, resume_unfinished=True).fit()
+    TIMINGS["restore_second_fit_seconds"] = time.perf_counter() - started
+
+    # offline, a resumed run is a second run directory with the same id; `wandb sync` merges them in order
+    runs = runs_by_id(str(wandb_dir))
+    assert list(runs) == [run_id]
+    first_again, second = runs[run_id]
+    assert first_again.path == first.path
+    assert Path(first.run_dir).name != Path(second.run_dir).name
+    second_steps = [r["_step"] for r in second.history]
+    assert first_steps + second_steps == [1, 2, 3, 4, 5, 6]  # every step exactly once, across both
+    assert [r["v"] for r in second.history] == [float(s) for s in second_steps]
+    assert [r["training_iteration"] for r in second.history] == second_steps
+    assert second.exit_code == 0 and second.summary["tune/status"] == "completed"
+    assert second.name == first.name and second.group == first.group == "wb_restore"
+    assert second.config == first.config
+    ckpt_aliases = [set(a.aliases) for a in first.artifacts + second.artifacts]
+    assert ckpt_aliases == [{"latest", f"step_{s}"} for s in first_steps + second_steps]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Fast checks, driving the hooks directly (no Ray).
+
+
+def _trial(tid: str = "t1", config: dict | None = None, experiment: str = "direct") -> TrialInfo:
+    from trackbridge.values import flatten
+
+    nested = dict(config or {"lr": 0.1})
+    return TrialInfo(trial_id=tid, trial_name=f"trainable_{tid}", experiment_name=experiment,
+                     config=flatten(nested), nested_config=nested)
+
+
+def _plugin(tmp_path, **options) -> WandbPlugin:
+    plugin = WandbPlugin(mode="offline", dir=str(tmp_path / "wb"), project="p", **options)
+    plugin.trackbridge_setup()
+    plugin.trackbridge_experiment_start(experiment=ExperimentInfo(name="direct"))
+    return plugin
+
+
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        ({"bogus": 1}, "unknown wandb option 'bogus'"),
+        ({"id": "x"}, "'id' is not allowed"),
+        ({"reinit": True}, "'reinit' is not allowed"),
+        ({"text": "loud"}, "'text' must be one of"),
+        ({"tags": "one"}, "'tags' must be a list of strings"),
+        ({"upload_checkpoints": "yes"}, "'upload_checkpoints' must be True or False"),
+        ({"mode": "sometimes"}, "'mode' must be"),
+    ],
+)
+def test_bad_options_fail_at_construction(options, error):
+    with pytest.raises(PluginError, match=error):
+        TrackBridgeCallback(plugins={"wandb": options})
+
+
+def test_api_key_is_never_pickled_and_found_again_after_unpickling(tmp_path, monkeypatch):
+    key_file = tmp_path / "key"
+    key_file.write_text(API_KEY + "\n")
+    plugin = WandbPlugin(api_key=API_KEY, api_key_file=str(key_file), project="p")
+    blob = pickle.dumps(plugin)
+    assert API_KEY.encode() not in blob
+    restored = pickle.loads(blob)
+    assert restored.options.api_key is None and restored.options.init == {"project": "p"}
+    assert resolve_api_key(restored.options) == API_KEY  # from the key file
+    monkeypatch.setenv("WANDB_API_KEY", "from-env")
+    assert resolve_api_key(WandbPlugin().options) == "from-env"
+    assert resolve_api_key(plugin.options) == API_KEY  # the option wins over the environment
+    # a plugin instance inside the callback, as Tune pickles it into tuner.pkl
+    assert API_KEY.encode() not in pickle.dumps(TrackBridgeCallback(plugins=[WandbPlugin(api_key=API_KEY)]))
+
+
+def test_config_updates_are_logged_only_with_log_config(tmp_path):
+    for log_config in (True, False):
+        plugin = _plugin(tmp_path / str(log_config), log_config=log_config)
+        trial = _trial(config={"lr": 0.1, "wandb": {"tags": ["t"]}})
+        plugin.trackbridge_trial_start(trial=trial, resumed=False, last_step=None)
+        plugin.trackbridge_trial_result(trial=trial, step=1, metrics={"loss": 1.0})
+        exploited = _trial(config={"lr": 0.5, "wandb": {"tags": ["t"]}})
+        plugin.trackbridge_trial_start(trial=exploited, resumed=True, last_step=1)
+        plugin.trackbridge_trial_config_update(trial=exploited, step=1, changes={"lr": 0.5, "wandb/tags": ["u"]})
+        plugin.trackbridge_trial_result(trial=exploited, step=2, metrics={"loss": 0.5})
+        plugin.trackbridge_trial_complete(trial=exploited, status=TrialStatus.COMPLETED, error=None)
+        plugin.trackbridge_experiment_end(experiment=ExperimentInfo(name="direct"))
+        [run] = read_runs(str(tmp_path / str(log_config) / "wb"))  # a paused/resumed trial stays one run
+        assert run.config == {"lr": 0.5 if log_config else 0.1}
+        assert [r["_step"] for r in run.history] == [1, 2] and run.tags == ["t"]
+
+
+@pytest.mark.parametrize("text", ["history", "summary", "html", "skip"])
+def test_text_modes(tmp_path, text):
+    plugin = _plugin(tmp_path, text=text)
+    trial = _trial()
+    plugin.trackbridge_trial_start(trial=trial, resumed=False, last_step=None)
+    plugin.trackbridge_trial_result(trial=trial, step=1, metrics={"note": "<b>hi</b>", "loss": 1.0})
+    plugin.trackbridge_trial_complete(trial=trial, status=TrialStatus.COMPLETED, error=None)
+    [run] = read_runs(str(tmp_path / "wb"))
+    [row] = run.history
+    if text == "history":
+        assert row["note"] == "<b>hi</b>"
+    elif text == "summary":
+        assert "note" not in row and run.summary["note"] == "<b>hi</b>"
+    elif text == "html":
+        assert row["note/_type"] == "html-file"
+        html = Path(run.run_dir, "files", row["note/path"]).read_text()
+        assert "&lt;b&gt;hi&lt;/b&gt;" in html
+    else:
+        assert "note" not in row and "note" not in run.summary
+    assert row["loss"] == 1.0
+
+
+def test_checkpoint_on_another_filesystem_and_a_vanished_one(tmp_path):
+    import pyarrow.fs as pafs
+
+    remote_root = tmp_path / "bucket"
+    (remote_root / "exp" / "checkpoint_000000").mkdir(parents=True)
+    (remote_root / "exp" / "checkpoint_000000" / "model.pt").write_bytes(b"\x00" * 2048)
+    bucket = pafs.SubTreeFileSystem(str(remote_root), pafs.LocalFileSystem())  # not "local": gets downloaded
+    assert bucket.type_name != "local"
+    plugin = _plugin(tmp_path, upload_checkpoints=True)
+    trial = _trial()
+    plugin.trackbridge_trial_start(trial=trial, resumed=False, last_step=None)
+    plugin.trackbridge_trial_result(trial=trial, step=1, metrics={"loss": float("inf")})
+    started = time.perf_counter()
+    plugin.trackbridge_trial_checkpoint(
+        trial=trial,
+        checkpoint=CheckpointInfo(path="exp/checkpoint_000000", step=1, metrics={"loss": float("inf")},
+                                  filesystem=bucket),
+    )
+    TIMINGS["checkpoint_hook_seconds_2kB_remote"] = time.perf_counter() - started
+    with pytest.raises(FileNotFoundError, match="is gone"):
+        plugin.trackbridge_trial_checkpoint(
+            trial=trial, checkpoint=CheckpointInfo(path=str(tmp_path / "deleted"), step=1)
+        )
+    plugin.trackbridge_experiment_end(experiment=ExperimentInfo(name="direct"))  # finishes the open run
+    [run] = read_runs(str(tmp_path / "wb"))
+    assert run.exit_code == 2 and run.summary["tune/status"] == "unfinished"
+    [artifact] = run.artifacts
+    assert set(artifact_manifest(artifact)) == {"model.pt"}
+    assert __import__("json").loads(artifact.metadata)["loss"] == "inf"
+
+
+def test_replayed_steps_are_not_logged_twice(tmp_path):
+    plugin = _plugin(tmp_path)
+    trial = _trial()
+    plugin.trackbridge_trial_start(trial=trial, resumed=False, last_step=None)
+    for step in (1, 2, 2, 1, 3):
+        plugin.trackbridge_trial_result(trial=trial, step=step, metrics={"v": float(step)})
+    plugin.trackbridge_trial_complete(trial=trial, status=TrialStatus.COMPLETED, error=None)
+    [run] = read_runs(str(tmp_path / "wb"))
+    assert [(r["_step"], r["v"]) for r in run.history] == [(1, 1.0), (2, 2.0), (3, 3.0)]
+
+
+def test_wandb_is_not_imported_when_the_callback_is_built():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import trackbridge_wandb; from trackbridge import TrackBridgeCallback; "
+        "TrackBridgeCallback(plugins={'wandb': {'mode': 'offline'}}); "
+        "print('wandb' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_project_defaults_and_offline_runs_never_read_the_key(tmp_path, monkeypatch):
+    """No project option: WANDB_PROJECT, else the experiment name. Offline, a missing key file is never read."""
+    missing_key_file = str(tmp_path / "no-such-key")
+    for env_project, expected in ((None, "direct"), ("from-env", "from-env")):
+        if env_project:
+            monkeypatch.setenv("WANDB_PROJECT", env_project)
+        out = tmp_path / expected
+        plugin = WandbPlugin(mode="offline", dir=str(out), api_key_file=missing_key_file)
+        plugin.trackbridge_setup()
+        plugin.trackbridge_experiment_start(experiment=ExperimentInfo(name="direct"))
+        trial = _trial()
+        plugin.trackbridge_trial_start(trial=trial, resumed=False, last_step=None)
+        plugin.trackbridge_trial_complete(trial=trial, status=TrialStatus.COMPLETED, error=None)
+        [run] = read_runs(str(out))
+        assert run.project == expected and run.group == "direct" and run.exit_code == 0
+    with pytest.raises(FileNotFoundError):
+        resolve_api_key(WandbPlugin(api_key_file=missing_key_file).options)  # online, it would be read
