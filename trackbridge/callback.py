@@ -231,6 +231,7 @@ class TrackBridgeCallback(Callback):
             local_path=_safe(lambda: trial.local_path),
             path=_safe(lambda: trial.path),
             experiment_tag=str(getattr(trial, "experiment_tag", "") or ""),
+            filesystem=_remote_filesystem(trial),
         )
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info) -> None:
@@ -403,6 +404,14 @@ def _safe(getter: Any) -> Any:
         return getter()
     except Exception:
         return None
+
+
+def _remote_filesystem(trial: Any) -> Any:
+    """Tune's storage filesystem of the trial, or None when it is the local file system."""
+    fs = _safe(lambda: trial.storage.storage_filesystem)
+    if fs is None or getattr(fs, "type_name", "local") == "local":
+        return None
+    return fs
 
 
 def _error_text(trial: Any) -> str | None:

@@ -54,9 +54,13 @@ def describe_plugins() -> list[dict[str, Any]]:
     return rows
 
 
+def _with_hook(rows: list[dict[str, Any]], hook: str | None) -> list[dict[str, Any]]:
+    if not hook:
+        return rows
+    return [r for r in rows if hook in r["hooks"] or f"trackbridge_{hook}" in r["hooks"]]
+
+
 def _print_table(rows: list[dict[str, Any]], hook: str | None) -> None:
-    if hook:
-        rows = [r for r in rows if hook in r["hooks"] or f"trackbridge_{hook}" in r["hooks"]]
     if not rows:
         print("no trackbridge plugins installed" + (f" implementing {hook}" if hook else ""))
         return
@@ -83,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_demo.add_argument("--dir", default="trackbridge-demo", help="where the demo writes everything")
     args = parser.parse_args(argv)
     if args.command == "plugins":
-        rows = describe_plugins()
+        rows = _with_hook(describe_plugins(), args.hook)
         if args.json:
             print(json.dumps(rows, indent=2))
         else:

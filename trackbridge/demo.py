@@ -58,7 +58,6 @@ def run_demo(plugins: Sequence[str] | None, trials: int, results: int, directory
     os.environ.setdefault("WANDB_DIR", root)
     os.environ.setdefault("WANDB_PROJECT", "trackbridge-demo")
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{os.path.join(root, 'mlflow.db')}")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
     import ray
@@ -71,7 +70,13 @@ def run_demo(plugins: Sequence[str] | None, trials: int, results: int, directory
         print('No tracker SDK is installed; install one: pip install "trackbridge[all]"')
         return 1
     print(f"trackbridge demo: {trials} trials x {results} results into {', '.join(names)} under {root}")
-    callback = TrackBridgeCallback(plugins=names)
+    callbacks: list = [TrackBridgeCallback(plugins=names)]
+    callback = callbacks[0]
+    if "tensorboard" in names:
+        # Keep Tune's own TensorBoard logger out, so TensorBoard shows each scalar once (docs/tensorboard.md).
+        from trackbridge_tensorboard import SuppressTuneTBXLogger
+
+        callbacks.append(SuppressTuneTBXLogger())
     if not ray.is_initialized():
         ray.init(num_cpus=min(2, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
     started = time.monotonic()
@@ -84,7 +89,7 @@ def run_demo(plugins: Sequence[str] | None, trials: int, results: int, directory
             "optimizer": {"name": "sgd", "momentum": 0.9},
         },
         tune_config=tune.TuneConfig(metric="loss", mode="min"),
-        run_config=tune.RunConfig(name="demo", storage_path=os.path.join(root, "ray_results"), callbacks=[callback], verbose=0),
+        run_config=tune.RunConfig(name="demo", storage_path=os.path.join(root, "ray_results"), callbacks=callbacks, verbose=0),
     )
     grid = tuner.fit()
     elapsed = time.monotonic() - started

@@ -41,6 +41,9 @@ class ExperimentInfo:
     local_path: str | None = None
     #: True when this experiment continues a restored one (``Tuner.restore``).
     resumed: bool = False
+    #: A ``pyarrow.fs.FileSystem`` holding ``path`` when the storage is not local (S3, GCS, ...); None when
+    #: ``path`` is a directory on this machine.
+    filesystem: Any = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class TrialInfo:
     path: str | None = None
     #: Tune's experiment tag for the trial (e.g. ``1_lr=0.1``).
     experiment_tag: str = ""
+    #: A ``pyarrow.fs.FileSystem`` holding ``path`` when Tune's storage is not local; None when ``path`` is a
+    #: directory on this machine.
+    filesystem: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config", _frozen(self.config))

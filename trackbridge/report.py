@@ -31,7 +31,7 @@ def report_directory(experiment: ExperimentInfo | None) -> str | None:
     """The experiment's own directory when it is local (where users look), else the driver's staging copy."""
     if experiment is None:
         return None
-    if experiment.path and "://" not in experiment.path:
+    if experiment.path and experiment.filesystem is None:
         return experiment.path
     return experiment.local_path
 

@@ -1,16 +1,271 @@
+"""The TensorBoard plugin: one tensorboardX ``SummaryWriter`` (one TensorBoard run) per Tune trial.
+
+Mapping (docs/tensorboard.md has the user's version):
+
+- trial start  -> a writer in the trial's directory (or ``<logdir>/<trial_name>``); on a resume without an
+  open writer (``Tuner.restore``), ``purge_step=last_step + 1`` so TensorBoard hides what a crashed attempt
+  wrote past the restored step, and no step shows twice.
+- result       -> ONE event per result: scalars, histograms (lists/arrays) and texts (strings) of it.
+- complete     -> a ``trial_status`` text, the writer closed, and the HParams session (config + status) in
+  a small event file of its own, replaced when the trial ends again after a resume.
+- flush        -> every open writer flushed.
+"""
+
 from __future__ import annotations
 
+import glob
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
 from trackbridge import hookimpl
+from trackbridge.events import ExperimentInfo, TrialInfo, TrialStatus
+from trackbridge.values import HISTOGRAM, SCALAR, SKIP, TEXT, WarnOnce, classify, to_float
+from trackbridge_tensorboard import duplicates
+from trackbridge_tensorboard.options import TensorBoardOptions
+
+logger = logging.getLogger("trackbridge.tensorboard")
+
+#: Every event file this plugin writes ends with one of these, so it can tell its files from others'.
+EVENTS_SUFFIX = ".trackbridge"
+HPARAMS_SUFFIX = ".trackbridge-hparams"
+#: The text tag (and HParams hparam) telling how the trial ended.
+STATUS_TAG = "trial_status"
+_MAX_ERROR_CHARS = 4000
+_file_counter = itertools.count()
+
+
+@dataclass
+class _Run:
+    """The TensorBoard run of one trial."""
+
+    logdir: str
+    writer: Any = None  # tensorboardX.SummaryWriter while the trial runs; None once closed
+    last_step: int | None = None
+    started: float = field(default_factory=time.time)
+    #: tag -> kind (scalar/histogram/text) of its first value: TensorBoard keeps the first kind of a tag.
+    kinds: dict[str, str] = field(default_factory=dict)
+
+
+def _unique_suffix(kind: str) -> str:
+    # tensorboardX names files events.out.tfevents.<seconds>.<host><suffix> and opens them with "wb": two
+    # writers opened in the same second in one directory would truncate each other without this.
+    return f".{os.getpid()}.{next(_file_counter):06d}{kind}"
+
+
+def _safe_name(name: str) -> str:
+    return name.replace(os.sep, "_").replace("/", "_") or "trial"
+
+
+def _is_local_dir(path: str) -> bool:
+    """Is Tune's storage path of a trial a directory on this machine?
+
+    Tune strips the URI scheme from storage paths (``s3://b/x`` -> ``b/x``), so a local path is recognised
+    as absolute and having an existing experiment or storage directory on this machine.
+    """
+    if "://" in path or not os.path.isabs(path):
+        return False
+    parent = os.path.dirname(path)
+    return os.path.isdir(path) or os.path.isdir(parent) or os.path.isdir(os.path.dirname(parent))
 
 
 class TensorBoardPlugin:
+    """Write each Tune trial as a TensorBoard run; open with ``tensorboard --logdir <experiment dir>``."""
+
     name = "tensorboard"
     requires = ("tensorboardX",)
     install_hint = 'pip install "trackbridge[tensorboard]"'
 
-    def __init__(self, **options) -> None:
-        self.options = options
+    def __init__(self, **options: Any) -> None:
+        self.options = TensorBoardOptions.parse(**options)
+        self._init_runtime()
 
+    def _init_runtime(self) -> None:
+        self._runs: dict[str, _Run] = {}
+        self._experiment: ExperimentInfo | None = None
+        self._warn = WarnOnce(self.name, logger)
+        self._summaries: Any = None
+
+    # -------------------------------------------------------------------------- pickling (tuner.pkl)
+    def __getstate__(self) -> dict[str, Any]:
+        return {"options": self.options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.options = state["options"]
+        self._init_runtime()
+
+    # -------------------------------------------------------------------------- helpers
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Values skipped or converted, by warning key (for tests and the curious)."""
+        return dict(self._warn.counts)
+
+    def _run_dir(self, trial: TrialInfo) -> str:
+        if self.options.logdir:
+            return os.path.join(self.options.logdir, _safe_name(trial.trial_name))
+        if trial.path and trial.filesystem is None and _is_local_dir(trial.path):
+            return trial.path  # written in place: a running TensorBoard sees it without waiting for a sync
+        if trial.local_path:
+            return trial.local_path  # Tune's driver staging directory, synced to remote storage by Tune
+        fallback = os.path.abspath(
+            os.path.join("tensorboard", _safe_name(trial.experiment_name or "experiment"), _safe_name(trial.trial_name))
+        )
+        self._warn("no-trial-dir", f"trial {trial.trial_name} has no directory; writing to {fallback} (set logdir=)")
+        return fallback
+
+    def _open(self, run: _Run, purge_step: int | None) -> None:
+        from tensorboardX import SummaryWriter
+
+        os.makedirs(run.logdir, exist_ok=True)
+        run.writer = SummaryWriter(
+            logdir=run.logdir,
+            purge_step=purge_step,
+            max_queue=100,
+            flush_secs=self.options.flush_secs,
+            filename_suffix=_unique_suffix(EVENTS_SUFFIX),
+        )
+
+    def _run_for(self, trial: TrialInfo) -> _Run:
+        """The trial's open run; opens one if a hook arrives for a trial whose start failed."""
+        run = self._runs.get(trial.trial_id)
+        if run is None or run.writer is None:
+            self.trackbridge_trial_start(trial, resumed=run is not None, last_step=run.last_step if run else None)
+            run = self._runs[trial.trial_id]
+        return run
+
+    # -------------------------------------------------------------------------- hooks
     @hookimpl
     def trackbridge_setup(self) -> None:
-        import tensorboardX  # noqa: F401
+        import tensorboardX  # noqa: F401  - the slow import, done while Tune starts its trials
+
+        from trackbridge_tensorboard import summaries
+
+        self._summaries = summaries
+
+    @hookimpl
+    def trackbridge_experiment_start(self, experiment: ExperimentInfo) -> None:
+        self._experiment = experiment
+        running_under_tune = experiment.local_path is not None or experiment.path is not None
+        if running_under_tune and not self.options.logdir and duplicates.tune_logger_probably_active():
+            self._warn("tune-tbx-logger", duplicates.WARNING)
+
+    @hookimpl
+    def trackbridge_trial_start(self, trial: TrialInfo, resumed: bool, last_step: int | None) -> None:
+        run = self._runs.get(trial.trial_id)
+        if run is not None and run.writer is not None:
+            return  # paused and resumed, or retried, in this process: the run continues as it is
+        if run is None:
+            run = self._runs[trial.trial_id] = _Run(logdir=self._run_dir(trial))
+        # A resume without an open writer (restore, or a restart after the trial ended): hide whatever the
+        # earlier attempt wrote past the step the trial continues from.
+        purge_step = (last_step or 0) + 1 if resumed else None
+        run.last_step = last_step
+        self._open(run, purge_step)
+
+    @hookimpl
+    def trackbridge_trial_result(
+        self, trial: TrialInfo, step: int, metrics: Mapping[str, Any], timestamp: float
+    ) -> None:
+        run = self._run_for(trial)
+        s = self._summaries
+        values = []
+        for key, value in metrics.items():
+            kind = classify(value)
+            if kind == SKIP:
+                self._warn(
+                    f"skip:{key}",
+                    f"metric {key!r} is a {type(value).__name__}, which TensorBoard cannot show; skipped",
+                )
+                continue
+            tag = self.options.tag(key)
+            first = run.kinds.setdefault(tag, kind)
+            if first != kind:
+                self._warn(
+                    f"kind:{key}",
+                    f"metric {key!r} was a {first} and now is a {kind}; TensorBoard keeps one kind per tag, "
+                    f"so its {kind} values are skipped",
+                )
+                continue
+            if kind == SCALAR:
+                values.append(s.scalar_value(tag, to_float(value)))
+            elif kind == TEXT:
+                values.append(s.text_value(tag, value))
+            elif kind == HISTOGRAM:
+                try:
+                    histogram = s.histogram_value(tag, value)
+                except (TypeError, ValueError) as exc:
+                    histogram = None
+                    reason = f"could not be made a histogram ({exc})"
+                else:
+                    reason = "has no finite values"
+                if histogram is None:
+                    self._warn(f"histogram:{key}", f"metric {key!r} {reason}; skipped")
+                else:
+                    values.append(histogram)
+        if values:
+            run.writer.file_writer.add_summary(s.summary(values), step, timestamp)
+        run.last_step = step
+
+    @hookimpl
+    def trackbridge_trial_complete(self, trial: TrialInfo, status: TrialStatus, error: str | None) -> None:
+        run = self._run_for(trial)
+        step = run.last_step or 0
+        now = time.time()
+        text = status.value
+        if status is TrialStatus.FAILED and error:
+            text = f"**failed**\n\n```\n{error[-_MAX_ERROR_CHARS:]}\n```"
+        if run.kinds.setdefault(STATUS_TAG, "text") == "text":
+            status_text = self._summaries.summary([self._summaries.text_value(STATUS_TAG, text)])
+            run.writer.file_writer.add_summary(status_text, step, now)
+        writer, run.writer = run.writer, None
+        writer.close()
+        if self.options.hparams:
+            self._write_hparams(run, trial, status, step, now)
+
+    def _write_hparams(self, run: _Run, trial: TrialInfo, status: TrialStatus, step: int, now: float) -> None:
+        """The trial's HParams session, alone in a small event file replacing the one of an earlier end.
+
+        TensorBoard keeps the FIRST metadata it reads for a tag of a run, so a second session record in the
+        same run would be ignored: after a failed trial is resumed and completes, its old record would win.
+        Keeping the record in its own file, replaced at every end, leaves exactly one per run.
+        """
+        from tensorboardX import FileWriter
+
+        hparams = dict(trial.config)
+        hparams.setdefault(STATUS_TAG, status.value)
+        start, end = self._summaries.session_summaries(hparams, status, start_time=run.started, end_time=now)
+        stale = glob.glob(os.path.join(glob.escape(run.logdir), "events.out.tfevents.*" + HPARAMS_SUFFIX))
+        writer = FileWriter(run.logdir, filename_suffix=_unique_suffix(HPARAMS_SUFFIX))
+        try:
+            writer.add_summary(start, step, now)
+            writer.add_summary(end, step, now)
+        finally:
+            writer.close()
+        for path in stale:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+
+    @hookimpl
+    def trackbridge_flush(self) -> None:
+        for run in self._runs.values():
+            if run.writer is not None:
+                run.writer.flush()
+
+    @hookimpl
+    def trackbridge_experiment_end(self, experiment: ExperimentInfo) -> None:
+        errors = []
+        for trial_id, run in self._runs.items():
+            if run.writer is not None:
+                writer, run.writer = run.writer, None
+                try:
+                    writer.close()
+                except Exception as exc:  # close the others before reporting
+                    errors.append(f"{trial_id}: {exc!r}")
+        self._runs.clear()
+        if errors:
+            raise RuntimeError("closing TensorBoard writers failed: " + "; ".join(errors))

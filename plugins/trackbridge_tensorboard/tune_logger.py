@@ -1,0 +1,49 @@
+"""``SuppressTuneTBXLogger``: stop Ray Tune from adding its own TensorBoard logger (imports Ray).
+
+Tune adds ``TBXLoggerCallback`` only when none of the user's callbacks is one (``isinstance`` check in
+``ray.tune.utils.callback._create_default_callbacks``). This subclass fills that slot and does nothing, so
+the TrackBridge plugin is the only TensorBoard writer while Tune's CSV and JSON loggers (which
+``ResultGrid`` / ``Result.metrics_dataframe`` read back) stay on. ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``
+would switch all three off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune.logger import TBXLoggerCallback
+
+from trackbridge_tensorboard import duplicates
+
+
+class SuppressTuneTBXLogger(TBXLoggerCallback):
+    """Add to ``tune.RunConfig(callbacks=[...])`` next to ``TrackBridgeCallback(plugins=["tensorboard"])``."""
+
+    _SAVED_FILE_TEMPLATES: list[str] = []
+
+    def __init__(self) -> None:  # no tensorboardX writer, unlike the parent
+        pass
+
+    def setup(self, *args: Any, **kwargs: Any) -> None:
+        duplicates.suppressor_started(id(self))
+
+    def on_experiment_end(self, *args: Any, **kwargs: Any) -> None:
+        duplicates.suppressor_ended(id(self))
+
+    def log_trial_start(self, trial: Any) -> None:
+        pass
+
+    def log_trial_restore(self, trial: Any) -> None:
+        pass
+
+    def log_trial_save(self, trial: Any) -> None:
+        pass
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+        pass
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "SuppressTuneTBXLogger()"
