@@ -140,3 +140,12 @@ def test_callback_is_picklable_without_secret_options(acme, ray_session):
     back = pickle.loads(blob)
     assert back.plugin_names == ["recorder", "mlflow"]
     assert back.get_plugin("recorder").label == "keep"
+
+
+def test_secret_options_are_not_pickled_but_paths_to_them_are():
+    from trackbridge.plugins import picklable_request
+
+    name, options = picklable_request(
+        ("wandb", {"api_key": "k", "api_key_file": "/run/key", "tracking_token": "t", "project": "p"})
+    )
+    assert options == {"api_key_file": "/run/key", "project": "p"}

@@ -54,6 +54,7 @@ class _TrialState:
     open: bool = False  # started and not yet completed
     last_metrics: Mapping[str, Any] | None = None
     last_metrics_step: int | None = None
+    replaying: bool = False  # the last result was a replay of an already delivered step
 
 
 class TrackBridgeCallback(Callback):
@@ -295,7 +296,9 @@ class TrackBridgeCallback(Callback):
         if state.last_step is not None and step <= state.last_step:
             # A replay after a retry or restore: this step was already delivered.
             self._skipped_replays += 1
+            state.replaying = True
             return
+        state.replaying = False
         metrics = self._metrics(result)
         state.last_step = step
         state.last_metrics, state.last_metrics_step = metrics, step
@@ -308,6 +311,10 @@ class TrackBridgeCallback(Callback):
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info) -> None:
         self._check_fail_fast()
         state = self._state_for(trial)
+        if state.replaying:
+            # The checkpoint of a replayed step: its step was delivered (with its checkpoint) before.
+            self._skipped_replays += 1
+            return
         checkpoint_info = CheckpointInfo(
             path=str(checkpoint.path),
             filesystem=getattr(checkpoint, "filesystem", None),

@@ -228,11 +228,19 @@ def resolve(plugins: PluginsArgument) -> list[LoadedPlugin]:
     return loaded
 
 
+def is_secret_option(name: str) -> bool:
+    """Does a plugin option hold a credential? Paths to one (``api_key_file``) are not credentials."""
+    lowered = str(name).lower()
+    if lowered.endswith(("_file", "_path", "_env", "_var")):
+        return False
+    return is_secret_key(lowered, SECRET_OPTION_PATTERNS)
+
+
 def picklable_request(request: Any) -> Any:
     """A plugin request with secret-looking options removed (see ``SECRET_OPTION_PATTERNS``)."""
     if isinstance(request, tuple):
         name, options = request
-        clean = {k: v for k, v in options.items() if not is_secret_key(k, SECRET_OPTION_PATTERNS)}
+        clean = {k: v for k, v in options.items() if not is_secret_option(k)}
         return (name, clean)
     return request
 

@@ -1,0 +1,126 @@
+"""Tune values -> what ``wandb`` stores: history rows, artifact metadata, names W&B accepts.
+
+Every value is sorted by ``trackbridge.values.classify`` so W&B gets the same numbers the other trackers
+get; what W&B cannot store is skipped with one warning per key (``WarnOnce``), never raised.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping
+
+from trackbridge.values import HISTOGRAM, SCALAR, TEXT, WarnOnce, classify, to_float
+
+#: The history key (and x-axis) carrying Tune's ``training_iteration``.
+STEP_METRIC = "training_iteration"
+#: Keys W&B fills in itself in every history row; a metric with such a name would be overwritten.
+RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp", "_wandb"})
+
+_UNSAFE_ID = re.compile(r"[/\\#?%:]")
+_UNSAFE_ARTIFACT = re.compile(r"[^A-Za-z0-9_.\-]")
+_UNSAFE_PROJECT = re.compile(r"[/\\#?%:,]")
+
+
+def scalar(value: Any) -> Any:
+    """A scalar as a plain Python value: bools stay bools, ints stay ints, NaN and infinities stay floats."""
+    if isinstance(value, bool):
+        return value
+    if hasattr(value, "item"):  # numpy scalars and 0-d arrays
+        value = value.item()
+    if isinstance(value, (bool, int, float)):
+        return value
+    return to_float(value)
+
+
+def histogram_values(value: Any) -> list[float] | None:
+    """The finite numbers of a list/array as floats (NaN and infinities dropped), or None if none are left."""
+    import numpy as np
+
+    array = np.asarray(value, dtype=float).ravel()
+    array = array[np.isfinite(array)]
+    return array.tolist() if array.size else None
+
+
+def history_row(
+    step: int,
+    metrics: Mapping[str, Any],
+    *,
+    text_mode: str,
+    wandb: Any,
+    warn: WarnOnce,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """One Tune result as one W&B history row, plus the strings destined for the summary.
+
+    Scalars stay numbers, numeric lists/arrays become ``wandb.Histogram``, strings go where ``text_mode``
+    says (the row, the summary, a ``wandb.Html`` media file, or nowhere); everything else is skipped.
+    """
+    row: dict[str, Any] = {STEP_METRIC: step}
+    summary: dict[str, str] = {}
+    for key, value in metrics.items():
+        if key in RESERVED_KEYS or key == STEP_METRIC:
+            warn(f"reserved:{key}", f"metric {key!r} clashes with a key W&B or TrackBridge sets itself; skipped")
+            continue
+        kind = classify(value)
+        if kind == SCALAR:
+            row[key] = scalar(value)
+        elif kind == HISTOGRAM:
+            values = histogram_values(value)
+            if values is None:
+                warn(f"histogram:{key}", f"metric {key!r} has no finite values to histogram; skipped")
+                continue
+            try:
+                row[key] = wandb.Histogram(values)
+            except Exception as exc:  # a histogram W&B refuses must not lose the whole row
+                warn(f"histogram:{key}", f"metric {key!r} could not be made a wandb.Histogram ({exc}); skipped")
+        elif kind == TEXT:
+            if text_mode == "history":
+                row[key] = value
+            elif text_mode == "summary":
+                summary[key] = value
+            elif text_mode == "html":
+                row[key] = wandb.Html(_html_text(value))
+            else:
+                warn(f"text:{key}", f"metric {key!r} is text and text='skip'; skipped")
+        else:
+            warn(
+                f"skip:{key}",
+                f"metric {key!r} has a value W&B cannot store as a metric ({type(value).__name__}); skipped",
+            )
+    return row, summary
+
+
+def _html_text(value: str) -> str:
+    import html
+
+    return f"<pre>{html.escape(value)}</pre>"
+
+
+def json_safe(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics reduced to what JSON (artifact metadata) holds: scalars and strings; non-finite as strings."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        kind = classify(value)
+        if kind == SCALAR:
+            number = scalar(value)
+            if isinstance(number, float) and not math.isfinite(number):
+                number = str(number)
+            out[key] = number
+        elif kind == TEXT:
+            out[key] = value
+    return out
+
+
+def run_id(value: str) -> str:
+    """A run id W&B accepts (no ``/ \\ # ? % :``), from a Tune trial id."""
+    return _UNSAFE_ID.sub("-", str(value))[:128]
+
+
+def project_name(value: str) -> str:
+    """A project name W&B accepts, from an experiment name."""
+    return _UNSAFE_PROJECT.sub("-", str(value))[:128] or "trackbridge"
+
+
+def artifact_name(value: str) -> str:
+    """An artifact name W&B accepts (letters, digits, ``-``, ``_``, ``.``), from a trial name."""
+    return _UNSAFE_ARTIFACT.sub("-", str(value))[:128] or "checkpoint"
