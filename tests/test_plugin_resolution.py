@@ -146,6 +146,7 @@ def test_secret_options_are_not_pickled_but_paths_to_them_are():
     from trackbridge.plugins import picklable_request
 
     name, options = picklable_request(
-        ("wandb", {"api_key": "k", "api_key_file": "/run/key", "tracking_token": "t", "project": "p"})
+        ("x", {"api_key": "k", "api_key_file": "/run/key", "tracking_token": "t", "project": "p",
+               "tracking_uri": "https://me:pw@mlflow.example:5000/api"})
     )
-    assert options == {"api_key_file": "/run/key", "project": "p"}
+    assert options == {"api_key_file": "/run/key", "project": "p", "tracking_uri": "https://mlflow.example:5000/api"}

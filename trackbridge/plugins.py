@@ -19,7 +19,7 @@ import pluggy
 
 from trackbridge import hookspecs
 from trackbridge.errors import MissingTrackerError, PluginError
-from trackbridge.values import is_secret_key
+from trackbridge.values import is_secret_key, strip_uri_credentials
 
 ENTRY_POINT_GROUP = "trackbridge"
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT_NAME)
@@ -237,10 +237,12 @@ def is_secret_option(name: str) -> bool:
 
 
 def picklable_request(request: Any) -> Any:
-    """A plugin request with secret-looking options removed (see ``SECRET_OPTION_PATTERNS``)."""
+    """A plugin request fit for ``tuner.pkl``: secret-looking options removed (see ``SECRET_OPTION_PATTERNS``)
+    and credentials embedded in URIs (``https://user:pass@host``) stripped; a restored run finds them again
+    in the environment (e.g. ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``)."""
     if isinstance(request, tuple):
         name, options = request
-        clean = {k: v for k, v in options.items() if not is_secret_option(k)}
+        clean = {k: strip_uri_credentials(v) for k, v in options.items() if not is_secret_option(k)}
         return (name, clean)
     return request
 

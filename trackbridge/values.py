@@ -167,6 +167,17 @@ def mask_uri(uri: str | None) -> str | None:
     return f"{scheme}://{netloc}{sep}{path}"
 
 
+def strip_uri_credentials(value: Any) -> Any:
+    """``https://user:pass@host/x`` -> ``https://host/x``; anything that is not such a URI is returned as is."""
+    if not isinstance(value, str) or "://" not in value or "@" not in value:
+        return value
+    scheme, rest = value.split("://", 1)
+    netloc, sep, path = rest.partition("/")
+    if "@" not in netloc:
+        return value
+    return f"{scheme}://{netloc.rsplit('@', 1)[1]}{sep}{path}"
+
+
 class WarnOnce:
     """Log a warning once per key (per plugin), and count every occurrence.
 

@@ -1,0 +1,153 @@
+"""Talking to the MLflow tracking store: the client, the experiment, finding a trial's existing run.
+
+Only ``MlflowClient`` with explicit ids is used, never the fluent ``mlflow.start_run`` stack: many trials
+are live at once on one thread, and the fluent API keeps one process-global active run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Any, Mapping
+
+from trackbridge.values import mask_uri
+
+logger = logging.getLogger("trackbridge")
+
+#: Run tags TrackBridge sets and later searches by.
+TAG_TRIAL_ID = "trial_id"
+TAG_TRIAL_NAME = "trial_name"
+TAG_EXPERIMENT_NAME = "experiment_name"
+TAG_ROLE = "trackbridge.role"
+ROLE_TRIAL = "trial"
+ROLE_PARENT = "parent"
+TAG_PARENT_RUN_ID = "mlflow.parentRunId"
+
+_SAFE_FILTER_VALUE = re.compile(r"^[\w.\-]*$")
+
+
+def resolve_tracking_uri(option: str | None) -> str:
+    """The option, else ``$MLFLOW_TRACKING_URI``, else MLflow's own default (``sqlite:///mlflow.db``)."""
+    if option:
+        return option
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def make_client(tracking_uri: str, registry_uri: str | None) -> Any:
+    """An ``MlflowClient`` whose store is already open (for SQLite: schema created and migrated).
+
+    Opening the store is the slow part (~2 s for a fresh SQLite file); touching it here, in
+    ``trackbridge_setup``, moves that cost off the first trial's start.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+    _ = client._tracking_client.store  # noqa: SLF001 - force the (lazy) store to open now
+    logger.debug("trackbridge: mlflow: tracking to %s", mask_uri(tracking_uri))
+    return client
+
+
+def system_tags() -> dict[str, str]:
+    """MLflow's own run-context tags (``mlflow.user``, ``mlflow.source.name``, ``mlflow.source.type``,
+    git commit when available...), as ``mlflow.start_run`` would set them. Resolved once per fit."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    try:
+        return {str(k): str(v) for k, v in resolve_tags().items()}
+    except Exception as exc:  # a broken context provider must not cost us the runs
+        logger.warning("trackbridge: mlflow: could not resolve MLflow's system tags: %s", exc)
+        return {}
+
+
+def _error_code(exc: BaseException) -> str | None:
+    code = getattr(exc, "error_code", None)
+    return str(code) if code is not None else None
+
+
+def get_or_create_experiment(client: Any, name: str, artifact_location: str | None) -> str:
+    """The id of the experiment ``name``, created when missing.
+
+    - Another process may create it between our lookup and our create (parallel ``Tuner.fit`` calls on
+      one server): ``RESOURCE_ALREADY_EXISTS`` means "look it up again".
+    - A *deleted* experiment still owns its name until ``mlflow gc`` purges it, so creating a new one
+      fails; we restore it (its deleted runs stay deleted) and say so, rather than losing the whole run.
+    """
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return str(client.create_experiment(name, artifact_location=artifact_location))
+        except MlflowException as exc:
+            if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage == "deleted":
+        logger.warning(
+            "trackbridge: mlflow: experiment %r (id %s) was deleted; restoring it to log this run. "
+            "To start afresh, purge it first (`mlflow gc --experiment-ids %s`) or set experiment_name=.",
+            name, experiment.experiment_id, experiment.experiment_id,
+        )
+        client.restore_experiment(experiment.experiment_id)
+    return str(experiment.experiment_id)
+
+
+def _newest(runs: list[Any]) -> Any | None:
+    if not runs:
+        return None
+    return max(runs, key=lambda r: (r.info.start_time or 0))
+
+
+def find_trial_run(client: Any, experiment_id: str, trial_id: str, tune_experiment: str) -> Any | None:
+    """The existing run of ``trial_id`` in the experiment (by its ``trial_id`` tag), or None.
+
+    When several match (the same trial id reused by another Tune experiment logging into the same MLflow
+    experiment) the one tagged with this Tune experiment's name wins, then the newest.
+    """
+    if _SAFE_FILTER_VALUE.match(trial_id):
+        runs = client.search_runs([experiment_id], filter_string=f"tags.{TAG_TRIAL_ID} = '{trial_id}'")
+    else:  # a value we cannot quote safely: filter here instead
+        runs = [r for r in _all_runs(client, experiment_id) if r.data.tags.get(TAG_TRIAL_ID) == trial_id]
+    runs = [r for r in runs if r.data.tags.get(TAG_ROLE, ROLE_TRIAL) == ROLE_TRIAL]
+    same = [r for r in runs if r.data.tags.get(TAG_EXPERIMENT_NAME) == tune_experiment]
+    return _newest(same or runs)
+
+
+def find_parent_run(client: Any, experiment_id: str, tune_experiment: str) -> Any | None:
+    """The parent run a previous ``fit`` of the same Tune experiment created, or None."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_ROLE}` = '{ROLE_PARENT}'")
+    return _newest([r for r in runs if r.data.tags.get(TAG_EXPERIMENT_NAME) == tune_experiment])
+
+
+def _all_runs(client: Any, experiment_id: str) -> list[Any]:
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], max_results=1000, page_token=token)
+        runs.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return runs
+
+
+def highest_step(run: Any, ignore_prefix: str) -> int | None:
+    """The highest step written to ``run`` (from its latest-metric records), ignoring keys under
+    ``ignore_prefix`` (TrackBridge's own config metrics, which are logged ahead of the results)."""
+    steps = [
+        int(m.step)
+        for m in getattr(run.data, "_metric_objs", None) or []
+        if not str(m.key).startswith(ignore_prefix)
+    ]
+    return max(steps) if steps else None
+
+
+def run_params(run: Any) -> Mapping[str, str]:
+    return dict(run.data.params or {})

@@ -1,0 +1,271 @@
+"""Reliability across every first-party plugin at once, with real Tune runs and the real trackers:
+bad input, planted secrets, runs that end without a completion from Tune, and a two-node cluster."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ray import tune
+
+from tests import wandb_reader
+from tests.mlflow_server import mlflow_server  # noqa: F401  (fixture)
+from trackbridge import TrackBridgeCallback
+
+SECRET_KEY = "wandb-key-PLANTED-0123456789abcdef0123456789abcdef"
+SECRET_TOKEN = "mlflow-token-PLANTED-42"
+SECRET_PASSWORD = "db-password-PLANTED-hunter2"
+SECRET_URI_PASSWORD = "uri-password-PLANTED-77"
+SECRET_CONFIG_KEY = "config-api-key-PLANTED-99"
+#: Credentials given to TrackBridge's plugins: in no file at all (tuner.pkl and Tune's state included).
+OPTION_SECRETS = (SECRET_KEY, SECRET_TOKEN, SECRET_URI_PASSWORD)
+#: Secret-looking values in the user's own trial config: in no tracker's files (Tune keeps the config it was
+#: given in its own experiment state, which is the user's, not a tracker's).
+CONFIG_SECRETS = (SECRET_PASSWORD, SECRET_CONFIG_KEY)
+TUNE_OWN_STATE = ("basic-variant-state-", "experiment_state-", "search_gen_state-")
+
+
+def _all_plugins(root: Path, **overrides) -> dict:
+    plugins = {
+        "wandb": {"mode": "offline", "dir": str(root), "project": "reliability"},
+        "mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}"},
+        "tensorboard": {},
+    }
+    for name, extra in overrides.items():
+        plugins[name].update(extra)
+    return plugins
+
+
+def _tb_scalars(trial_dir: str) -> dict[str, list[int]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(trial_dir, size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def _mlflow_runs(uri: str, experiment: str) -> list:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id], max_results=1000)
+
+
+# --------------------------------------------------------------------------- bad input
+HUGE = {f"k{i}": i for i in range(2000)}
+
+
+class Opaque:
+    pass
+
+
+def bad_input_trainable(config):
+    for step in range(1, 4):
+        tune.report(
+            {
+                "ok": float(step),
+                "nan": math.nan,
+                "inf": math.inf,
+                "ninf": -math.inf,
+                "none": None,
+                "flag": step % 2 == 0,
+                "np_scalar": np.float32(step / 2),
+                "np_int": np.int64(step),
+                "array": np.arange(5, dtype=np.float64) * step,
+                "list": [1.0, 2.0, float(step)],
+                "text": f"step {step}",
+                "long_text": "x" * 20_000,
+                "nested": {"deep": {"value": step * 1.5}},
+                "key with spaces": 1.0,
+                "dots.in.key": 2.0,
+                "odd:chars@key!": 3.0,
+                "ünïcode": 4.0,
+                "mixed_list": [1, "a"],
+                "empty": {},
+                "object": Opaque(),
+            }
+        )
+
+
+def test_bad_values_in_results_and_config_never_crash_and_are_handled_alike(ray_session, workdir, caplog):
+    callback = TrackBridgeCallback(plugins=_all_plugins(workdir))
+    with caplog.at_level(logging.WARNING, logger="trackbridge"):
+        grid = tune.Tuner(
+            bad_input_trainable,
+            param_space={
+                "fn": len,
+                "cls": Opaque,
+                "lam": lambda x: x,
+                "huge": HUGE,
+                "long_value": "v" * 10_000,
+                "odd key/with slash": 1,
+                "none": None,
+                "np": np.float64(0.25),
+            },
+            run_config=tune.RunConfig(name="bad_input", storage_path=str(workdir / "ray"), callbacks=[callback]),
+        ).fit()
+    assert grid.num_errors == 0
+    rows = {r["plugin"]: r for r in callback.report["plugins"]}
+    for name in ("wandb", "mlflow", "tensorboard"):
+        assert rows[name]["failed"] == 0 and rows[name]["dropped"] == 0, rows[name]
+
+    [result] = list(grid)
+    tid = result.metrics["trial_id"]
+    numeric = ["ok", "nan", "inf", "ninf", "flag", "np_scalar", "np_int", "nested/deep/value"]
+
+    # MLflow: every numeric series has its 3 points; NaN/inf stored as MLflow stores them
+    client, [run] = _mlflow_runs(f"sqlite:///{workdir / 'mlflow.db'}", "bad_input")
+    for key in numeric:
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in history] == [1, 2, 3], key
+    assert math.isnan(client.get_metric_history(run.info.run_id, "nan")[0].value)
+    assert run.data.params["huge/k1999"] == "1999"
+    assert len([k for k in run.data.params if k.startswith("huge/")]) == 2000
+
+    # TensorBoard: the same numeric series, 3 steps each
+    trial_dir = result.path
+    scalars = _tb_scalars(trial_dir)
+    for key in numeric:
+        assert scalars[key] == [1, 2, 3], (key, sorted(scalars))
+
+    # W&B: one run, 3 history rows holding every numeric value
+    [wb] = wandb_reader.read_runs(str(workdir / "wandb"))
+    assert wb.run_id == tid and len(wb.history) == 3
+    for key in ("ok", "flag", "np_scalar", "np_int", "nested/deep/value"):
+        assert all(key in row for row in wb.history), key
+    assert wb.config["huge/k1999"] == 1999 if "huge/k1999" in wb.config else wb.config["huge"]["k1999"] == 1999
+
+    # skipped values: one warning per key and plugin, not one per result
+    messages = [r.getMessage() for r in caplog.records]
+    for name in ("mlflow", "tensorboard"):
+        none_warnings = [m for m in messages if f"plugin {name!r}" in m and "'none'" in m]
+        assert len(none_warnings) == 1, (name, none_warnings)
+
+
+# --------------------------------------------------------------------------- secrets
+def secret_trainable(config):
+    for step in range(1, 3):
+        tune.report({"loss": 1.0 / step})
+
+
+def _files_containing(root: Path, needle: str, skip_prefixes: tuple[str, ...] = ()) -> list[str]:
+    hits = []
+    data = needle.encode()
+    for path in root.rglob("*"):
+        if path.is_file() and not path.name.startswith(skip_prefixes):
+            try:
+                if data in path.read_bytes():
+                    hits.append(str(path))
+            except OSError:
+                pass
+    return hits
+
+
+def test_planted_secrets_appear_in_no_file_any_tracker_wrote_nor_in_the_logs(
+    ray_session, workdir, caplog, mlflow_server, monkeypatch
+):
+    host = mlflow_server.url.split("://", 1)[1]
+    uri_with_credentials = f"http://user:{SECRET_URI_PASSWORD}@{host}"
+    plugins = _all_plugins(
+        workdir,
+        wandb={"api_key": SECRET_KEY},
+        mlflow={"tracking_uri": uri_with_credentials, "tracking_token": SECRET_TOKEN, "experiment_name": "secrets"},
+    )
+    with caplog.at_level(logging.DEBUG):
+        callback = TrackBridgeCallback(plugins=plugins)
+        grid = tune.Tuner(
+            secret_trainable,
+            param_space={"lr": 0.1, "db": {"password": SECRET_PASSWORD}, "service_api_key": SECRET_CONFIG_KEY},
+            run_config=tune.RunConfig(name="secrets", storage_path=str(workdir / "ray"), callbacks=[callback]),
+        ).fit()
+    assert grid.num_errors == 0
+    rows = {r["plugin"]: r for r in callback.report["plugins"]}
+    assert all(r["failed"] == 0 for r in rows.values()), rows
+
+    # what was stored is real: the config arrived, redacted
+    client, [run] = _mlflow_runs(mlflow_server.url, "secrets")
+    assert run.data.params["lr"] == "0.1" and run.data.params["db/password"] == "***REDACTED***"
+    [wb] = wandb_reader.read_runs(str(workdir / "wandb"))
+    assert len(wb.history) == 2
+
+    server_files = Path(mlflow_server.backend_store_uri.removeprefix("sqlite:///")).parent
+    for secret in OPTION_SECRETS + CONFIG_SECRETS:
+        skip = TUNE_OWN_STATE if secret in CONFIG_SECRETS else ()
+        assert _files_containing(workdir, secret, skip) == [], secret  # W&B dir, TB events, tuner.pkl, report
+        assert _files_containing(server_files, secret) == [], secret  # the MLflow server's store and artifacts
+        assert not [r for r in caplog.records if secret in r.getMessage()], secret
+    assert (workdir / "ray" / "secrets" / "tuner.pkl").exists()
+
+
+# --------------------------------------------------------------------------- runs that Tune never completes
+def endless_trainable(config):
+    import time
+
+    step = 0
+    while True:
+        step += 1
+        time.sleep(0.05)
+        tune.report({"loss": 1.0 / step})
+
+
+def test_trials_still_running_at_experiment_end_are_finished_as_unfinished_everywhere(ray_session, workdir):
+    callback = TrackBridgeCallback(plugins=_all_plugins(workdir))
+    grid = tune.Tuner(
+        endless_trainable,
+        param_space={"x": tune.grid_search([1, 2])},
+        tune_config=tune.TuneConfig(time_budget_s=4),
+        run_config=tune.RunConfig(name="unfinished", storage_path=str(workdir / "ray"), callbacks=[callback]),
+    ).fit()
+    trial_ids = {r.metrics["trial_id"] for r in grid}
+    assert len(trial_ids) == 2
+
+    client, runs = _mlflow_runs(f"sqlite:///{workdir / 'mlflow.db'}", "unfinished")
+    assert {r.data.tags["trial_id"] for r in runs} == trial_ids
+    assert {r.info.status for r in runs} == {"KILLED"}
+
+    wb_runs = wandb_reader.read_runs(str(workdir / "wandb"))
+    assert {r.run_id for r in wb_runs} == trial_ids
+    assert {r.exit_code for r in wb_runs} == {2}
+    assert {r.summary.get("tune/status") for r in wb_runs} == {"unfinished"}
+    for result in grid:
+        assert len(_tb_scalars(result.path)["loss"]) >= 1
+
+
+# --------------------------------------------------------------------------- two nodes
+def test_two_node_cluster_tracks_every_trial_and_uploads_remote_checkpoints(tmp_path):
+    script = Path(__file__).with_name("scripts") / "multinode_run.py"
+    plugins = _all_plugins(tmp_path, wandb={"upload_checkpoints": True}, mlflow={"save_artifact": True, "experiment_name": "multinode"})
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), json.dumps(plugins)], capture_output=True, text=True, timeout=400
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["errors"] == 0
+    nodes = {t["node"] for t in summary["trials"].values()}
+    assert len(summary["cluster_nodes"]) == 2 and len(nodes) == 2  # one trial on each node
+    assert all(r["failed"] == 0 and r["dropped"] == 0 for r in summary["report"]["plugins"])
+
+    client, runs = _mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "multinode")
+    assert {r.data.tags["trial_id"] for r in runs} == set(summary["trials"])
+    for run in runs:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(1, 7))
+        listed = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
+        assert listed == {"checkpoints/3", "checkpoints/6"}, listed
+        local = client.download_artifacts(run.info.run_id, "checkpoints/6", str(tmp_path / f"dl_{run.info.run_id}"))
+        node_file = Path(local) / "node.txt"
+        assert node_file.read_text() == summary["trials"][run.data.tags["trial_id"]]["node"]
+
+    wb_runs = wandb_reader.read_runs(str(tmp_path / "wandb"))
+    assert {r.run_id for r in wb_runs} == set(summary["trials"])
+    for wb in wb_runs:
+        assert [row["training_iteration"] for row in wb.history] == list(range(1, 7))
+        assert len(wb.artifacts) == 2
