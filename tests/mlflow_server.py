@@ -56,14 +56,15 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def start_server(root: Path) -> tuple[subprocess.Popen, MlflowServer]:
-    """Start ``mlflow server`` with its stores under ``root``; return once /health answers."""
+def start_server(root: Path, port: int | None = None) -> tuple[subprocess.Popen, MlflowServer]:
+    """Start ``mlflow server`` with its stores under ``root`` (on ``port``, else a free one); return once
+    /health answers. Starting again with the same root and port brings the same server back."""
     root.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = port or _free_port()
     backend = f"sqlite:///{root / 'server.db'}"
     artifacts = root / "artifacts"
     artifacts.mkdir(exist_ok=True)
-    log_path = root / "server.log"
+    log_path = root / f"server-{int(time.time() * 1000)}.log"
     url = f"http://127.0.0.1:{port}"
     cmd = _mlflow_executable() + [
         "server",

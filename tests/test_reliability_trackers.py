@@ -217,13 +217,29 @@ def endless_trainable(config):
         tune.report({"loss": 1.0 / step})
 
 
+class StopAllOnceEveryTrialReported(tune.stopper.Stopper):
+    """Ends the experiment (like a time budget or Ctrl+C) while every trial is still running."""
+
+    def __init__(self, trials: int, results: int) -> None:
+        self.trials, self.results, self.seen = trials, results, {}
+
+    def __call__(self, trial_id, result):
+        self.seen[trial_id] = result["training_iteration"]
+        return False
+
+    def stop_all(self):
+        return len(self.seen) == self.trials and min(self.seen.values()) >= self.results
+
+
 def test_trials_still_running_at_experiment_end_are_finished_as_unfinished_everywhere(ray_session, workdir):
     callback = TrackBridgeCallback(plugins=_all_plugins(workdir))
     grid = tune.Tuner(
         endless_trainable,
         param_space={"x": tune.grid_search([1, 2])},
-        tune_config=tune.TuneConfig(time_budget_s=4),
-        run_config=tune.RunConfig(name="unfinished", storage_path=str(workdir / "ray"), callbacks=[callback]),
+        run_config=tune.RunConfig(
+            name="unfinished", storage_path=str(workdir / "ray"), callbacks=[callback],
+            stop=StopAllOnceEveryTrialReported(trials=2, results=3),
+        ),
     ).fit()
     trial_ids = {r.metrics["trial_id"] for r in grid}
     assert len(trial_ids) == 2
@@ -269,3 +285,96 @@ def test_two_node_cluster_tracks_every_trial_and_uploads_remote_checkpoints(tmp_
     for wb in wb_runs:
         assert [row["training_iteration"] for row in wb.history] == list(range(1, 7))
         assert len(wb.artifacts) == 2
+
+
+# --------------------------------------------------------------------------- a tracker briefly gone
+def steady_trainable(config):
+    import time
+
+    for step in range(1, config["n"] + 1):
+        time.sleep(0.1)
+        tune.report({"loss": 1.0 / step})
+
+
+def test_mlflow_server_briefly_gone_loses_nothing(ray_session, workdir):
+    import threading
+    import time
+
+    from tests.mlflow_server import start_server, stop_server
+
+    proc, server = start_server(workdir / "server")
+    port = int(server.url.rsplit(":", 1)[1])
+    state = {"proc": proc}
+
+    def outage():
+        time.sleep(4)  # trials are running and have been logging for a while
+        stop_server(state["proc"])
+        time.sleep(4)  # the server is gone: every call fails until it is back
+        state["proc"], _ = start_server(workdir / "server", port=port)
+
+    callback = TrackBridgeCallback(plugins={"mlflow": {"tracking_uri": server.url, "experiment_name": "outage"}})
+    chaos = threading.Thread(target=outage)
+    try:
+        chaos.start()
+        grid = tune.Tuner(
+            steady_trainable,
+            param_space={"n": 120, "x": tune.grid_search([1, 2])},
+            run_config=tune.RunConfig(name="outage", storage_path=str(workdir / "ray"), callbacks=[callback]),
+        ).fit()
+        chaos.join()
+        assert grid.num_errors == 0
+        [row] = callback.report["plugins"]
+        assert row["failed"] == 0 and row["dropped"] == 0, row
+        assert row["max_lag_seconds"] > 2.0, row  # the outage was felt: the plugin waited for the server
+        client, runs = _mlflow_runs(server.url, "outage")
+        assert len(runs) == 2
+        for run in runs:
+            assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(1, 121))
+            assert run.info.status == "FINISHED"
+    finally:
+        chaos.join()
+        stop_server(state["proc"])
+
+
+# --------------------------------------------------------------------------- retried trials
+def flaky_trainable(config):
+    start = 1
+    ckpt = tune.get_checkpoint()
+    if ckpt:
+        with ckpt.as_directory() as d:
+            start = int(open(os.path.join(d, "step")).read()) + 1
+    marker = os.path.join(config["marker_dir"], f"failed_{config['x']}")
+    for step in range(start, 9):
+        if step == 5 and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("worker lost")
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "step"), "w") as f:
+            f.write(str(step))
+        tune.report({"loss": 1.0 / step}, checkpoint=tune.Checkpoint.from_directory(d) if step % 3 == 0 else None)
+
+
+def test_trials_retried_by_tune_keep_one_run_per_tracker_without_repeated_steps(ray_session, workdir):
+    callback = TrackBridgeCallback(plugins=_all_plugins(workdir))
+    grid = tune.Tuner(
+        flaky_trainable,
+        param_space={"x": tune.grid_search([1, 2]), "marker_dir": str(workdir)},
+        run_config=tune.RunConfig(
+            name="retried", storage_path=str(workdir / "ray"), callbacks=[callback],
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    ).fit()
+    assert grid.num_errors == 0
+    trial_ids = {r.metrics["trial_id"] for r in grid}
+    client, runs = _mlflow_runs(f"sqlite:///{workdir / 'mlflow.db'}", "retried")
+    assert sorted(r.data.tags["trial_id"] for r in runs) == sorted(trial_ids)
+    for run in runs:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(1, 9))
+        assert run.info.status == "FINISHED"
+    by_id = wandb_reader.runs_by_id(str(workdir / "wandb"))
+    assert set(by_id) == trial_ids
+    for parts in by_id.values():
+        steps = [row["training_iteration"] for part in parts for row in part.history]
+        assert steps == list(range(1, 9))
+    for result in grid:
+        assert _tb_scalars(result.path)["loss"] == list(range(1, 9))
