@@ -202,28 +202,34 @@ def fail_or_linger(config):
         tune.report({"loss": 1.0 / i})
 
 
-class StopAllOnceFailed(tune.Stopper):
-    """Ends the experiment (the lingering trial is still running) once the failing trial has failed."""
+class StopAllOnceFailed(tune.Stopper, tune.Callback):
+    """Ends the experiment (the lingering trial is still running) once Tune has processed the failing
+    trial's error (not merely once it raised: Tune may not have handled the error yet)."""
 
     def __init__(self, marker: str) -> None:
-        self.marker, self.results = marker, 0
+        self.marker, self.results, self.errored = marker, 0, False
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.errored = True
 
     def __call__(self, trial_id, result):
         self.results += 1
         return False
 
     def stop_all(self):
-        return os.path.exists(self.marker) and self.results >= 10
+        return self.errored and self.results >= 10
 
 
 def test_failed_and_unfinished_trials_are_marked(ray_session, workdir):
     marker = str(workdir / "failed.marker")
+    stopper = StopAllOnceFailed(marker)
     t, _ = tuner(
         fail_or_linger,
         workdir,
         "marks",
         {"kind": tune.grid_search(["fails", "lingers"]), "marker": marker},
-        stop=StopAllOnceFailed(marker),
+        stop=stopper,
+        callbacks=[stopper],
     )
     grid = t.fit()
     experiment_dir = workdir / "ray" / "marks"
