@@ -250,3 +250,19 @@ def test_pbt_paused_and_exploited_trials_continue_their_runs(ray_session, workdi
                 updates += 1
                 assert set(e[3]) == {"lr"}
     assert updates >= 1  # PBT exploited at least one trial into a new config
+
+
+def test_the_same_callback_in_two_fits_tracks_two_experiments(ray_session, workdir):
+    rec = RecordingPlugin()
+    callback = TrackBridgeCallback(plugins=[rec])
+    for name in ("first", "second"):
+        tune.run(
+            trainable, config={"x": 1}, callbacks=[callback], storage_path=str(workdir), name=name, verbose=0
+        )
+    starts = [e for e in rec.events if e[0] in ("setup", "experiment_start", "experiment_end")]
+    assert starts == [
+        ("setup",), ("experiment_start", "first"), ("experiment_end", "first"),
+        ("setup",), ("experiment_start", "second"), ("experiment_end", "second"),
+    ]
+    results = [e for e in rec.events if e[0] == "result"]
+    assert [e[2] for e in results] == [1, 2, 3, 4, 1, 2, 3, 4]

@@ -130,6 +130,7 @@ class TrackBridgeCallback(Callback):
         self._restored_state: dict[str, Any] | None = None
         self._skipped_replays = 0
         self._report: dict[str, Any] | None = None
+        self._used_restored_state: dict[str, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = {
@@ -193,6 +194,13 @@ class TrackBridgeCallback(Callback):
         return self._dispatcher
 
     def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:  # noqa: D401
+        if self._dispatcher is not None and self._dispatcher.closed:
+            # The same callback object in a second fit(): a new experiment, from a clean slate.
+            restored = self._restored_state if self._restored_state is not self._used_restored_state else None
+            self._init_runtime()
+            if restored is not None:
+                self.set_state(restored)
+        self._used_restored_state = self._restored_state
         self._ensure_dispatcher()
 
     def _check_fail_fast(self) -> None:
