@@ -38,3 +38,22 @@ def test_plugins_lists_builtins_and_a_third_party_plugin(tmp_path):
     only = _run("plugins", "--hook", "trial_result", "--json", env=env)
     names = {r["name"] for r in json.loads(only.stdout)}
     assert "acme_hooks" in names and "needs_sdk" not in names
+
+
+def test_demo_runs_offline_into_all_three_trackers(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "MLFLOW_"))}
+    out = subprocess.run(
+        [sys.executable, "-m", "trackbridge.cli", "demo", "--trials", "2", "--results", "6", "--dir", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=400,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for name in ("wandb", "mlflow", "tensorboard"):
+        assert f"{name:<12} delivered=" in out.stdout and "failed=0 dropped=0" in out.stdout
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("demo").experiment_id])
+    assert len(runs) == 2
+    assert all(len(client.get_metric_history(r.info.run_id, "eval/loss")) == 6 for r in runs)
+    assert len(list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))) == 2
+    assert len(list((tmp_path / "ray_results" / "demo").glob("*/events.out.tfevents.*"))) >= 2
