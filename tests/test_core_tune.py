@@ -266,3 +266,17 @@ def test_the_same_callback_in_two_fits_tracks_two_experiments(ray_session, workd
     ]
     results = [e for e in rec.events if e[0] == "result"]
     assert [e[2] for e in results] == [1, 2, 3, 4, 1, 2, 3, 4]
+
+
+def test_excludes_and_auto_metrics(ray_session, workdir):
+    default, chosen = RecordingPlugin(name="default"), RecordingPlugin(name="chosen")
+    tune.run(trainable, config={"x": 1}, callbacks=[TrackBridgeCallback(plugins=[default])],
+             storage_path=str(workdir), name="defaults", verbose=0)
+    tune.run(trainable, config={"x": 1}, storage_path=str(workdir), name="chosen", verbose=0,
+             callbacks=[TrackBridgeCallback(plugins=[chosen], excludes=["eval", "ta?"], include_auto_metrics=True)])
+    [first_default] = [e[3] for e in default.events if e[0] == "result" and e[2] == 1]
+    [first_chosen] = [e[3] for e in chosen.events if e[0] == "result" and e[2] == 1]
+    assert set(first_default) == {"loss", "eval/acc", "tag"}  # Tune's auto-filled fields left out
+    assert "loss" in first_chosen and not {"eval/acc", "tag"} & set(first_chosen)
+    assert {"time_this_iter_s", "time_total_s", "pid", "hostname", "timestamp"} <= set(first_chosen)
+    assert "config/x" not in first_chosen and "training_iteration" not in first_chosen  # never metrics
