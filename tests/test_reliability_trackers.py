@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 from ray import tune
 
 from tests import wandb_reader

@@ -1,0 +1,141 @@
+"""The configurations the benchmark compares, each built fresh inside its own child process.
+
+Every configuration writes into its own, new directory ``root`` (fresh SQLite file, fresh W&B directory,
+fresh Tune storage): a fresh store is part of what is measured, because that is what a user's first run
+pays. Each Tune callback is wrapped (subclassed, never edited) so that the time Tune's thread spends inside
+its ``on_trial_result`` is recorded per result with ``time.perf_counter_ns``.
+
+Imports of Ray, the trackers and TrackBridge are done inside ``build`` so that importing this module (the
+parent does, for the list of names) costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from trackbridge import hookimpl
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    #: What the row means, for the table.
+    label: str
+    #: Trackers whose stores are read back after the run: subset of {"wandb", "mlflow", "tensorboard"}.
+    trackers: tuple[str, ...]
+    #: "native" (Ray's callbacks), "trackbridge" or "none".
+    kind: str
+
+
+CONFIGS: dict[str, Config] = {
+    c.name: c
+    for c in [
+        Config("none", "no tracking", (), "none"),
+        Config("native-wandb", "Ray WandbLoggerCallback", ("wandb",), "native"),
+        Config("native-mlflow", "Ray MLflowLoggerCallback", ("mlflow",), "native"),
+        Config("native-tbx", "Ray TBXLoggerCallback", ("tensorboard",), "native"),
+        Config("native-all", "Ray's three callbacks", ("wandb", "mlflow", "tensorboard"), "native"),
+        Config("tb-noop", "TrackBridge, do-nothing plugin", (), "trackbridge"),
+        Config("tb-wandb", "TrackBridge wandb", ("wandb",), "trackbridge"),
+        Config("tb-mlflow", "TrackBridge mlflow", ("mlflow",), "trackbridge"),
+        Config("tb-tensorboard", "TrackBridge tensorboard", ("tensorboard",), "trackbridge"),
+        Config("tb-all", "TrackBridge, all three", ("wandb", "mlflow", "tensorboard"), "trackbridge"),
+    ]
+}
+
+#: The default comparison (``tb-noop`` is the bridge-alone measurement).
+DEFAULT_CONFIGS: tuple[str, ...] = tuple(CONFIGS)
+#: The scale sweep's default configurations (Ray's callbacks would take tens of minutes at the top sizes).
+SWEEP_CONFIGS: tuple[str, ...] = ("none", "tb-noop", "tb-all")
+
+
+class NoopPlugin:
+    """A TrackBridge plugin with one hook that does nothing: measures the bridge itself."""
+
+    name = "noop"
+
+    @hookimpl
+    def trackbridge_trial_result(self) -> None:
+        return None
+
+
+class _TimedResults:
+    """Mixin: records how long each ``on_trial_result`` call keeps Tune's thread (nanoseconds)."""
+
+    bench_result_ns: list[int]
+
+    def on_trial_result(self, *args: Any, **kwargs: Any) -> None:
+        started = time.perf_counter_ns()
+        try:
+            super().on_trial_result(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            elapsed = time.perf_counter_ns() - started
+            try:
+                self.bench_result_ns.append(elapsed)
+            except AttributeError:
+                self.bench_result_ns = [elapsed]
+
+
+def _timed_classes() -> dict[str, type]:
+    """Module-level timed subclasses (Tune pickles callbacks into tuner.pkl: they must be importable)."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+    from ray.air.integrations.wandb import WandbLoggerCallback
+    from ray.tune.logger import TBXLoggerCallback
+
+    from trackbridge import TrackBridgeCallback
+
+    g = globals()
+    if "TimedTrackBridge" not in g:
+        g["TimedTrackBridge"] = type("TimedTrackBridge", (_TimedResults, TrackBridgeCallback), {"__module__": __name__})
+        g["TimedWandb"] = type("TimedWandb", (_TimedResults, WandbLoggerCallback), {"__module__": __name__})
+        g["TimedMLflow"] = type("TimedMLflow", (_TimedResults, MLflowLoggerCallback), {"__module__": __name__})
+        g["TimedTBX"] = type("TimedTBX", (_TimedResults, TBXLoggerCallback), {"__module__": __name__})
+    return {k: g[k] for k in ("TimedTrackBridge", "TimedWandb", "TimedMLflow", "TimedTBX")}
+
+
+def wandb_dir(root: str) -> str:
+    return os.path.join(root, "wandb")
+
+
+def mlflow_uri(root: str) -> str:
+    return f"sqlite:///{os.path.join(root, 'mlflow.db')}"
+
+
+def tune_dir(root: str) -> str:
+    return os.path.join(root, "tune")
+
+
+def trackbridge_options(root: str) -> dict[str, dict[str, Any]]:
+    """The plugin options the benchmark uses (W&B offline, MLflow on a fresh SQLite file)."""
+    return {
+        "wandb": {"mode": "offline", "dir": wandb_dir(root), "project": "bench"},
+        "mlflow": {"tracking_uri": mlflow_uri(root)},
+        "tensorboard": {},  # each trial's directory in Tune's storage
+    }
+
+
+def build(name: str, root: str) -> list[Any]:
+    """The Tune callbacks of configuration ``name``, writing under ``root``."""
+    config = CONFIGS[name]
+    timed = _timed_classes()
+    os.makedirs(wandb_dir(root), exist_ok=True)
+    if config.kind == "none":
+        return []
+    if name == "tb-noop":
+        return [timed["TimedTrackBridge"](plugins=[NoopPlugin()])]
+    if config.kind == "trackbridge":
+        options = trackbridge_options(root)
+        return [timed["TimedTrackBridge"](plugins={t: options[t] for t in config.trackers})]
+    callbacks: list[Any] = []
+    if "wandb" in config.trackers:
+        callbacks.append(timed["TimedWandb"](project="bench", mode="offline", dir=wandb_dir(root)))
+    if "mlflow" in config.trackers:
+        # Without an experiment name Ray's callback fails on a fresh store (no experiment id); TrackBridge
+        # uses the Tune experiment's name, which is also "bench".
+        callbacks.append(timed["TimedMLflow"](tracking_uri=mlflow_uri(root), experiment_name="bench"))
+    if "tensorboard" in config.trackers:
+        callbacks.append(timed["TimedTBX"]())
+    return callbacks
