@@ -281,3 +281,44 @@ def test_excludes_and_auto_metrics(ray_session, workdir):
     assert "loss" in first_chosen and not {"eval/acc", "tag"} & set(first_chosen)
     assert {"time_this_iter_s", "time_total_s", "pid", "hostname", "timestamp"} <= set(first_chosen)
     assert "config/x" not in first_chosen and "training_iteration" not in first_chosen  # never metrics
+
+
+class _StandInTrial:
+    """Only what TrackBridgeCallback reads from a Tune trial (the test is about the bridge's state)."""
+
+    def __init__(self, trial_id: str, config: dict) -> None:
+        self.trial_id, self.config = trial_id, config
+        self.experiment_dir_name, self.experiment_tag = "standin", ""
+
+    def __str__(self) -> str:
+        return f"standin_{self.trial_id}"
+
+
+def test_state_saved_by_tune_carries_last_step_and_config_into_a_restored_callback():
+    import pickle
+
+    rec = RecordingPlugin()
+    first = TrackBridgeCallback(plugins=[rec], flush_interval=0.0)
+    tuner_pkl = pickle.dumps(first)  # Tune pickles the callback before the run
+    first.setup()
+    trial = _StandInTrial("t1", {"lr": 0.1, "opt": {"momentum": 0.9}})
+    first.on_trial_start(0, [], trial)
+    for step in (1, 2, 3):
+        first.on_trial_result(0, [], trial, {"training_iteration": step, "loss": 1.0 / step})
+    saved = first.get_state()
+    first.close()
+
+    restored = pickle.loads(tuner_pkl)  # as Tune restores: tuner.pkl, then set_state
+    restored.set_state(saved)
+    restored.setup()
+    trial_again = _StandInTrial("t1", {"lr": 0.05, "opt": {"momentum": 0.9}})  # exploited just before the crash
+    restored.on_trial_start(0, [], trial_again)
+    for step in (3, 4):  # step 3 is replayed from the checkpoint
+        restored.on_trial_result(0, [], trial_again, {"training_iteration": step, "loss": 1.0 / step})
+    restored.close()
+    events = restored.get_plugin("recorder").by_trial()["t1"]
+    assert [(e[0], e[2]) for e in events if e[0] in ("trial_start", "config_update")] == [
+        ("trial_start", True), ("config_update", 3)]
+    assert [e for e in events if e[0] == "config_update"][0][3] == {"lr": 0.05}
+    assert [e[2] for e in events if e[0] == "result"] == [4]
+    assert restored.report["skipped_replayed_results"] == 1

@@ -153,7 +153,9 @@ class TrackBridgeCallback(Callback):
         return {
             "experiment": self._experiment.name if self._experiment else None,
             "trials": {
-                tid: {"last_step": s.last_step, "open": s.open} for tid, s in self._trials.items()
+                # the config too, so a trial that comes back changed after a restore gets its config_update
+                tid: {"last_step": s.last_step, "open": s.open, "config": dict(s.info.config)}
+                for tid, s in self._trials.items()
             },
         }
 
@@ -163,7 +165,7 @@ class TrackBridgeCallback(Callback):
             if tid not in self._trials:
                 # A placeholder; the trial's full info is rebuilt at its next start.
                 self._trials[tid] = _TrialState(
-                    info=TrialInfo(trial_id=tid, trial_name=tid, experiment_name=""),
+                    info=TrialInfo(trial_id=tid, trial_name=tid, experiment_name="", config=saved.get("config") or {}),
                     last_step=saved.get("last_step"),
                     open=False,
                 )
