@@ -6,6 +6,10 @@
 
 ``drive`` calls the hooks exactly as TrackBridge's worker does (same order, same thread for every call, flush
 before completion), so a plugin that passes here behaves the same under a real Tune run.
+
+``check_plugin`` (the conformance kit) runs a plugin through every lifecycle the hook contract promises
+(interleaved trials, failure, unfinished, pause/resume, restore in a new process, odd values) and, given a
+reader of what the tracker stored, checks that nothing was lost, duplicated or mislabelled.
 """
 
 from __future__ import annotations
@@ -17,4 +21,14 @@ from trackbridge.testing.driver import (
     scripted_trial,
 )
 
-__all__ = ["RecordingPlugin", "ScriptedTrial", "drive", "scripted_trial"]
+from trackbridge.testing.conformance import ConformanceReport, StoredRuns, check_plugin
+
+__all__ = [
+    "ConformanceReport",
+    "RecordingPlugin",
+    "ScriptedTrial",
+    "StoredRuns",
+    "check_plugin",
+    "drive",
+    "scripted_trial",
+]
