@@ -10,6 +10,7 @@ import tempfile
 import pytest
 from ray import tune
 
+from tests.step_checkpoints import first_step, step_checkpoint
 from tests.thirdparty.fake_dist import make_distribution
 from trackbridge import TrackBridgeCallback
 from trackbridge.testing import RecordingPlugin
@@ -127,20 +128,12 @@ def test_tune_run_api_and_a_plugin_instance(ray_session, workdir):
 
 def retried_trainable(config):
     """Fails once at step 3 (first attempt only), then resumes from its step-2 checkpoint."""
-    start = 1
-    ckpt = tune.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as d:
-            start = int(open(os.path.join(d, "step")).read()) + 1
     marker = os.path.join(config["marker_dir"], f"failed_{config['x']}")
-    for i in range(start, 6):
-        d = tempfile.mkdtemp()
-        with open(os.path.join(d, "step"), "w") as f:
-            f.write(str(i))
+    for i in range(first_step(), 6):
         if i == 3 and not os.path.exists(marker):
             open(marker, "w").close()
             raise RuntimeError("transient failure")
-        tune.report({"v": i * 10.0}, checkpoint=tune.Checkpoint.from_directory(d) if i == 2 else None)
+        tune.report({"v": i * 10.0}, checkpoint=step_checkpoint(i) if i == 2 else None)
 
 
 def test_retried_trial_continues_without_duplicate_steps(ray_session, workdir):
@@ -165,19 +158,11 @@ def test_retried_trial_continues_without_duplicate_steps(ray_session, workdir):
 
 
 def interrupted_trainable(config):
-    start = 1
-    ckpt = tune.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as d:
-            start = int(open(os.path.join(d, "step")).read()) + 1
-    for i in range(start, 7):
+    for i in range(first_step(), 7):
         if i == 4 and not os.path.exists(config["marker"]):
             open(config["marker"], "w").close()
             raise RuntimeError("driver crash stand-in")
-        d = tempfile.mkdtemp()
-        with open(os.path.join(d, "step"), "w") as f:
-            f.write(str(i))
-        tune.report({"v": float(i)}, checkpoint=tune.Checkpoint.from_directory(d))
+        tune.report({"v": float(i)}, checkpoint=step_checkpoint(i))
 
 
 def test_restored_experiment_resumes_trials_and_never_repeats_a_step(ray_session, workdir):
@@ -209,17 +194,10 @@ def test_restored_experiment_resumes_trials_and_never_repeats_a_step(ray_session
 
 
 def pbt_trainable(config):
-    step = 0
-    ckpt = tune.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as d:
-            step = int(open(os.path.join(d, "step")).read())
+    step = first_step() - 1
     while step < 12:
         step += 1
-        d = tempfile.mkdtemp()
-        with open(os.path.join(d, "step"), "w") as f:
-            f.write(str(step))
-        tune.report({"score": config["lr"] * step}, checkpoint=tune.Checkpoint.from_directory(d))
+        tune.report({"score": config["lr"] * step}, checkpoint=step_checkpoint(step))
 
 
 def test_pbt_paused_and_exploited_trials_continue_their_runs(ray_session, workdir):

@@ -9,13 +9,13 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from ray import tune
 
 from tests import wandb_reader
+from tests.step_checkpoints import first_step, step_checkpoint
 from tests.mlflow_server import mlflow_server  # noqa: F401  (fixture)
 from trackbridge import TrackBridgeCallback
 
@@ -337,20 +337,12 @@ def test_mlflow_server_briefly_gone_loses_nothing(ray_session, workdir):
 
 # --------------------------------------------------------------------------- retried trials
 def flaky_trainable(config):
-    start = 1
-    ckpt = tune.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as d:
-            start = int(open(os.path.join(d, "step")).read()) + 1
     marker = os.path.join(config["marker_dir"], f"failed_{config['x']}")
-    for step in range(start, 9):
+    for step in range(first_step(), 9):
         if step == 5 and not os.path.exists(marker):
             open(marker, "w").close()
             raise RuntimeError("worker lost")
-        d = tempfile.mkdtemp()
-        with open(os.path.join(d, "step"), "w") as f:
-            f.write(str(step))
-        tune.report({"loss": 1.0 / step}, checkpoint=tune.Checkpoint.from_directory(d) if step % 3 == 0 else None)
+        tune.report({"loss": 1.0 / step}, checkpoint=step_checkpoint(step) if step % 3 == 0 else None)
 
 
 def test_trials_retried_by_tune_keep_one_run_per_tracker_without_repeated_steps(ray_session, workdir):

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from ray import tune
 
+from tests.step_checkpoints import first_step
 from tests.wandb_reader import artifact_manifest, read_runs, runs_by_id
 from trackbridge import ExperimentInfo, PluginError, TrackBridgeCallback, TrialInfo, TrialStatus
 from trackbridge.events import CheckpointInfo
@@ -249,12 +250,7 @@ def test_api_key_is_nowhere_on_disk(mixed):
 
 
 def interrupted_trainable(config):
-    start = 1
-    checkpoint = tune.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as d:
-            start = int(open(os.path.join(d, "step")).read()) + 1
-    for i in range(start, 7):
+    for i in range(first_step(), 7):
         if i == 4 and not os.path.exists(config["marker"]):
             open(config["marker"], "w").close()
             time.sleep(1.0)  # let the driver take in results and checkpoints 1-3 first
