@@ -53,9 +53,12 @@ MIB = 1024 * 1024
 
 # ============================================================================================ memory
 def is_tracker_process(name: str, cmdline: list[str]) -> bool:
-    """Processes a tracker started: wandb-core, or a Ray worker now hosting Ray's W&B logging actor or
-    the queue actor it feeds (Ray names a worker's process after the actor it runs: ``ray::<Class>.<method>``)."""
+    """Processes a tracker started: wandb-core, a TrackBridge plugin process (``isolate=``), or a Ray worker
+    now hosting Ray's W&B logging actor or the queue actor it feeds (Ray names a worker's process after the
+    actor it runs: ``ray::<Class>.<method>``)."""
     if "wandb" in name.lower():
+        return True
+    if "trackbridge.isolation" in " ".join(cmdline):
         return True
     title = cmdline[0] if cmdline else ""
     return title.startswith("ray::") and ("Wandb" in title or "_QueueActor" in title)

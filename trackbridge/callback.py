@@ -76,6 +76,10 @@ class TrackBridgeCallback(Callback):
         disabled (its missed events are counted), so a hung tracker never stalls tuning for ever.
     :param max_retries: how often a call that failed with a transient error (``TransientError`` or a type
         in the plugin's ``retry_on``) is retried, with exponential backoff from ``retry_backoff`` seconds.
+    :param isolate: run plugins in processes of their own: True for all, or a list of plugin names. The
+        tracker SDK is then imported and run outside Tune's driver (less driver memory, no competition for
+        its interpreter lock); events travel pickled, in batches. Plugin objects you passed are copied into
+        that process, so their state after the run is not in your copy.
     :param fail_fast: turn the first plugin failure into a ``TrackerFailure`` raised on Tune's thread (at
         its next callback), which stops the Tune run. Off by default: tracking never fails tuning.
     """
@@ -94,6 +98,7 @@ class TrackBridgeCallback(Callback):
         max_retries: int = 3,
         retry_backoff: float = 0.5,
         fail_fast: bool = False,
+        isolate: bool | Iterable[str] = False,
     ) -> None:
         self._loaded = plugin_manager.resolve(plugins)
         self._requests = [p.request for p in self._loaded]
@@ -119,6 +124,18 @@ class TrackBridgeCallback(Callback):
             "retry_backoff": float(retry_backoff),
         }
         self._fail_fast = bool(fail_fast)
+        names = [p.name for p in self._loaded]
+        if isolate is True:
+            self._isolate: tuple[str, ...] = tuple(names)
+        elif not isolate:
+            self._isolate = ()
+        else:
+            if isinstance(isolate, str):
+                isolate = [isolate]
+            unknown = sorted(set(isolate) - set(names))
+            if unknown:
+                raise ValueError(f"trackbridge: isolate= names {unknown} that are not among the plugins {names}")
+            self._isolate = tuple(isolate)
         self._drain_timeout = drain_timeout
         self._init_runtime()
 
@@ -189,7 +206,9 @@ class TrackBridgeCallback(Callback):
 
     def _ensure_dispatcher(self) -> Dispatcher:
         if self._dispatcher is None or self._dispatcher.closed:
-            self._dispatcher = Dispatcher(self._ensure_loaded(), **self._worker_options)
+            self._dispatcher = Dispatcher(
+                self._ensure_loaded(), isolate=getattr(self, "_isolate", ()), **self._worker_options
+            )
             self._dispatcher.start()
             self._dispatcher.submit("trackbridge_setup", {})
             _live_callbacks.add(self)

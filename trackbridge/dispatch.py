@@ -274,8 +274,18 @@ class PluginWorker:
 class Dispatcher:
     """Fans each event out to every plugin's worker."""
 
-    def __init__(self, plugins: Iterable[LoadedPlugin], **worker_options: Any) -> None:
-        self.workers = [PluginWorker(p, **worker_options) for p in plugins]
+    def __init__(
+        self, plugins: Iterable[LoadedPlugin], isolate: Iterable[str] = (), **worker_options: Any
+    ) -> None:
+        isolated = set(isolate)
+        self.workers: list[PluginWorker] = []
+        for plugin in plugins:
+            if plugin.name in isolated:
+                from trackbridge.isolation import ProcessPluginWorker
+
+                self.workers.append(ProcessPluginWorker(plugin, **worker_options))
+            else:
+                self.workers.append(PluginWorker(plugin, **worker_options))
         self._started = False
         self._closed = False
 

@@ -17,6 +17,21 @@ def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
 
 
+def _rebuild(cls: type, values: dict[str, Any]) -> Any:
+    return cls(**values)
+
+
+class _Picklable:
+    """Read-only mappings do not pickle; events must (a plugin may run in its own process)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        values = {
+            f: (dict(v) if isinstance(v, MappingProxyType) else v)
+            for f, v in ((f, getattr(self, f)) for f in self.__dataclass_fields__)  # type: ignore[attr-defined]
+        }
+        return (_rebuild, (type(self), values))
+
+
 class TrialStatus(str, enum.Enum):
     """How a trial ended, as told to ``trackbridge_trial_complete``."""
 
@@ -47,7 +62,7 @@ class ExperimentInfo:
 
 
 @dataclass(frozen=True)
-class TrialInfo:
+class TrialInfo(_Picklable):
     """One Tune trial; the same trial always has the same ``trial_id``."""
 
     trial_id: str
@@ -75,7 +90,7 @@ class TrialInfo:
 
 
 @dataclass(frozen=True)
-class CheckpointInfo:
+class CheckpointInfo(_Picklable):
     """A checkpoint Tune has persisted for a trial."""
 
     #: Path of the checkpoint directory on ``filesystem``.

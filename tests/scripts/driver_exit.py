@@ -18,7 +18,7 @@ from ray import tune  # noqa: E402
 
 from trackbridge import TrackBridgeCallback, hookimpl  # noqa: E402
 
-MODE, EVENTS = sys.argv[1], sys.argv[2]
+MODE, EVENTS = sys.argv[1], sys.argv[2]  # MODE: sigint | exit | sigint_isolated
 
 
 class FileRecorder:
@@ -70,7 +70,7 @@ def trainable(config):
 
 if __name__ == "__main__":
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    callbacks = [TrackBridgeCallback(plugins=[FileRecorder(EVENTS, sleep=0.02)])]
+    callbacks = [TrackBridgeCallback(plugins=[FileRecorder(EVENTS, sleep=0.02)], isolate=MODE.endswith("isolated"))]
     if MODE == "exit":
         callbacks.append(ExitFromDriver())
     tuner = tune.Tuner(
