@@ -121,10 +121,10 @@ def trackbridge_options(root: str) -> dict[str, dict[str, Any]]:
 def build(name: str, root: str) -> list[Any]:
     """The Tune callbacks of configuration ``name``, writing under ``root``."""
     config = CONFIGS[name]
-    timed = _timed_classes()
     os.makedirs(wandb_dir(root), exist_ok=True)
     if config.kind == "none":
-        return []
+        return []  # nothing imported: the baseline driver loads no tracker SDK
+    timed = _timed_classes()
     if name == "tb-noop":
         return [timed["TimedTrackBridge"](plugins=[NoopPlugin()])]
     if config.kind == "trackbridge":
