@@ -436,12 +436,17 @@ def test_prefix_logdir_and_value_kinds(tmp_path, caplog):
 
 
 def test_remote_storage_writes_to_tunes_local_staging_directory(workdir):
-    """Tune strips the scheme of a remote storage path (s3://bucket/exp/trial -> bucket/exp/trial); such a
-    trial is written to its driver staging directory, which Tune syncs to the storage."""
+    """A trial whose storage is remote (``TrialInfo.filesystem`` set; Tune strips the scheme from the path,
+    s3://bucket/exp/trial -> bucket/exp/trial) is written to its driver staging directory, which Tune syncs."""
+    import pyarrow.fs as pafs
+    from fsspec.implementations.memory import MemoryFileSystem
+
     staging = workdir / "staging" / "trial_0"
     trial = scripted_trial("r", results=[{"loss": 1.0}])
+    remote = pafs.PyFileSystem(pafs.FSSpecHandler(MemoryFileSystem()))
     info = TrialInfo(
-        trial_id="r", trial_name="trial_0", experiment_name="exp", path="bucket/exp/trial_0", local_path=str(staging)
+        trial_id="r", trial_name="trial_0", experiment_name="exp", path="bucket/exp/trial_0", local_path=str(staging),
+        filesystem=remote,
     )
     trial.info = info
     assert drive(TensorBoardPlugin(), [trial]).failed == 0

@@ -201,7 +201,7 @@ class TrackBridgeCallback(Callback):
 
     def _ensure_loaded(self) -> list[plugin_manager.LoadedPlugin]:
         if self._loaded is None:
-            self._loaded = plugin_manager.resolve(plugin_manager.requests_to_argument(self._requests))
+            self._loaded = plugin_manager.resolve(list(self._requests))
         return self._loaded
 
     def _ensure_dispatcher(self) -> Dispatcher:

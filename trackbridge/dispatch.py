@@ -110,7 +110,7 @@ class PluginWorker:
 
     def submit(self, hook: str, kwargs: Mapping[str, Any], trial_id: str | None = None) -> None:
         """Enqueue one event; blocks while the queue is full (backpressure), up to ``stuck_timeout``."""
-        if hook not in self.plugin.hooks and hook not in (FLUSH,):
+        if hook not in self.plugin.hooks:
             return
         if self._disabled.is_set():
             with self._stats_lock:

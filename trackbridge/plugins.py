@@ -13,7 +13,7 @@ import importlib.util
 import inspect
 import types
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import pluggy
 
@@ -246,7 +246,3 @@ def picklable_request(request: Any) -> Any:
         return (name, clean)
     return request
 
-
-def requests_to_argument(requests: Iterable[Any]) -> list[Any]:
-    """Turn stored requests back into a ``plugins=`` argument for ``resolve``."""
-    return list(requests)

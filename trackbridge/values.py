@@ -156,26 +156,27 @@ def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def mask_uri(uri: str | None) -> str | None:
-    """Hide credentials in a URI: ``https://user:pass@host`` -> ``https://***@host``."""
-    if not uri or "@" not in uri or "://" not in uri:
-        return uri
+def _split_credentials(uri: str) -> tuple[str, str, str] | None:
+    """``scheme://user:pass@host/path`` -> (``scheme``, ``host``, ``/path``); None without credentials."""
+    if "://" not in uri or "@" not in uri:
+        return None
     scheme, rest = uri.split("://", 1)
     netloc, sep, path = rest.partition("/")
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    return f"{scheme}://{netloc}{sep}{path}"
+    if "@" not in netloc:
+        return None
+    return scheme, netloc.rsplit("@", 1)[1], sep + path
+
+
+def mask_uri(uri: str | None) -> str | None:
+    """Hide credentials in a URI: ``https://user:pass@host`` -> ``https://***@host``."""
+    parts = _split_credentials(uri) if uri else None
+    return uri if parts is None else f"{parts[0]}://***@{parts[1]}{parts[2]}"
 
 
 def strip_uri_credentials(value: Any) -> Any:
     """``https://user:pass@host/x`` -> ``https://host/x``; anything that is not such a URI is returned as is."""
-    if not isinstance(value, str) or "://" not in value or "@" not in value:
-        return value
-    scheme, rest = value.split("://", 1)
-    netloc, sep, path = rest.partition("/")
-    if "@" not in netloc:
-        return value
-    return f"{scheme}://{netloc.rsplit('@', 1)[1]}{sep}{path}"
+    parts = _split_credentials(value) if isinstance(value, str) else None
+    return value if parts is None else f"{parts[0]}://{parts[1]}{parts[2]}"
 
 
 class WarnOnce:

@@ -60,18 +60,6 @@ def _safe_name(name: str) -> str:
     return name.replace(os.sep, "_").replace("/", "_") or "trial"
 
 
-def _is_local_dir(path: str) -> bool:
-    """Is Tune's storage path of a trial a directory on this machine?
-
-    Tune strips the URI scheme from storage paths (``s3://b/x`` -> ``b/x``), so a local path is recognised
-    as absolute and having an existing experiment or storage directory on this machine.
-    """
-    if "://" in path or not os.path.isabs(path):
-        return False
-    parent = os.path.dirname(path)
-    return os.path.isdir(path) or os.path.isdir(parent) or os.path.isdir(os.path.dirname(parent))
-
-
 class TensorBoardPlugin:
     """Write each Tune trial as a TensorBoard run; open with ``tensorboard --logdir <experiment dir>``."""
 
@@ -106,7 +94,7 @@ class TensorBoardPlugin:
     def _run_dir(self, trial: TrialInfo) -> str:
         if self.options.logdir:
             return os.path.join(self.options.logdir, _safe_name(trial.trial_name))
-        if trial.path and trial.filesystem is None and _is_local_dir(trial.path):
+        if trial.path and trial.filesystem is None:
             return trial.path  # written in place: a running TensorBoard sees it without waiting for a sync
         if trial.local_path:
             return trial.local_path  # Tune's driver staging directory, synced to remote storage by Tune
