@@ -3,32 +3,57 @@
     from trackbridge import TrackBridgeCallback
     tune.RunConfig(callbacks=[TrackBridgeCallback(plugins=["wandb", "mlflow", "tensorboard"])])
 
-Tracker plugins implement the hooks in ``trackbridge.hookspecs`` with methods marked ``@trackbridge.hookimpl``
-and register under the entry-point group ``trackbridge``.
+This module is the public face. Users need ``TrackBridgeCallback``; plugin authors need ``hookimpl``, the
+event values, the optional ``TrackerPlugin`` base with its declared ``PluginOptions``, and the value and
+secret helpers every first-party plugin uses too. Plugins register under the entry-point group
+``trackbridge``; the hooks they implement are specified (and documented) in ``trackbridge.hookspecs``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from trackbridge.errors import CheckpointGone, MissingTrackerError, PluginError, TrackerFailure, TransientError
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
-from trackbridge.errors import MissingTrackerError, PluginError, TrackerFailure, TransientError
-from trackbridge.plugins import hookimpl
+from trackbridge.markers import hookimpl
+from trackbridge.options import PluginOptions, option
+from trackbridge.plugin_base import TrackerPlugin
+from trackbridge.secrets import REDACTED, is_secret_key, mask_uri, strip_uri_credentials
+from trackbridge.values import HISTOGRAM, SCALAR, SKIP, TEXT, WarnOnce, classify, flatten, to_float
+
+if TYPE_CHECKING:
+    from trackbridge.callback import TrackBridgeCallback
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "HISTOGRAM",
+    "REDACTED",
+    "SCALAR",
+    "SKIP",
+    "TEXT",
+    "CheckpointGone",
     "CheckpointInfo",
     "ExperimentInfo",
     "MissingTrackerError",
     "PluginError",
+    "PluginOptions",
     "TrackBridgeCallback",
     "TrackerFailure",
+    "TrackerPlugin",
     "TransientError",
     "TrialInfo",
     "TrialStatus",
-    "hookimpl",
+    "WarnOnce",
     "__version__",
+    "classify",
+    "flatten",
+    "hookimpl",
+    "is_secret_key",
+    "mask_uri",
+    "option",
+    "strip_uri_credentials",
+    "to_float",
 ]
 
 

@@ -19,12 +19,13 @@ from typing import Any, Iterable, Mapping, Sequence
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
-from trackbridge import plugins as plugin_manager
+from trackbridge import loading as plugin_manager
 from trackbridge.dispatch import Dispatcher
 from trackbridge.errors import TrackerFailure
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
 from trackbridge.report import write_report
-from trackbridge.values import DEFAULT_REDACT_PATTERNS, flatten, plain_config, redact
+from trackbridge.secrets import SECRET_PATTERNS as DEFAULT_REDACT_PATTERNS, redact
+from trackbridge.values import flatten, plain_config
 
 logger = logging.getLogger("trackbridge")
 
@@ -251,7 +252,7 @@ class TrackBridgeCallback(Callback):
 
     def _trial_info(self, trial: Any, experiment: ExperimentInfo) -> TrialInfo:
         raw = dict(getattr(trial, "config", None) or {})
-        nested = plain_config(redact(raw, self._redact_patterns))
+        nested = plain_config(redact(raw, self._redact_patterns, enabled=bool(self._redact_patterns)))
         return TrialInfo(
             trial_id=str(trial.trial_id),
             trial_name=str(trial),

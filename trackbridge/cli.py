@@ -8,7 +8,7 @@ import sys
 from typing import Any, Sequence
 
 from trackbridge import hookspecs
-from trackbridge.plugins import installed_plugins, missing_requirements
+from trackbridge.discovery import installed_plugins, missing_requirements
 
 
 def _hooks_of(target: Any) -> list[str]:

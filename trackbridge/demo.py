@@ -13,7 +13,7 @@ import tempfile
 import time
 from typing import Sequence
 
-from trackbridge.plugins import installed_plugins, missing_requirements
+from trackbridge.discovery import installed_plugins, missing_requirements
 
 BUILT_IN = ("wandb", "mlflow", "tensorboard")
 

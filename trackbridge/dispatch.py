@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from trackbridge.errors import TransientError
-from trackbridge.plugins import LoadedPlugin
+from trackbridge.loading import LoadedPlugin
 
 logger = logging.getLogger("trackbridge")
 

@@ -21,3 +21,7 @@ class TransientError(Exception):
 
 class TrackerFailure(RuntimeError):
     """With ``fail_fast=True``: a plugin failed, and the user asked for that to stop the Tune run."""
+
+
+class CheckpointGone(FileNotFoundError):
+    """A reported checkpoint no longer exists when a plugin reaches it (see ``CheckpointInfo.local_copy``)."""

@@ -7,10 +7,16 @@ its worker thread is busy with it.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
+
+from trackbridge.errors import CheckpointGone
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -105,16 +111,51 @@ class CheckpointInfo(_Picklable):
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", _frozen(self.metrics))
 
-    def local_directory(self, scratch_dir: str) -> str:
-        """Return a local directory with the checkpoint's files, downloading into ``scratch_dir`` if needed."""
-        import os
+    @property
+    def is_local(self) -> bool:
+        """True when ``path`` is a directory on this machine."""
+        return self.filesystem is None or getattr(self.filesystem, "type_name", "local") == "local"
 
-        fs = self.filesystem
-        if fs is None or getattr(fs, "type_name", "local") == "local":
+    def local_directory(self, scratch_dir: str) -> str:
+        """Return a local directory with the checkpoint's files, downloading into ``scratch_dir`` if needed.
+
+        Prefer ``local_copy()``, which also cleans up and reports a checkpoint that is gone.
+        """
+        if self.is_local:
             return self.path
         import pyarrow.fs as pafs
 
         target = os.path.join(scratch_dir, os.path.basename(self.path.rstrip("/")) or "checkpoint")
         os.makedirs(target, exist_ok=True)
-        pafs.copy_files(self.path, target, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        pafs.copy_files(self.path, target, source_filesystem=self.filesystem, destination_filesystem=pafs.LocalFileSystem())
         return target
+
+    @contextlib.contextmanager
+    def local_copy(self) -> Iterator[str]:
+        """``with checkpoint.local_copy() as directory:`` the checkpoint's files in a local directory.
+
+        A local checkpoint is used in place (copy what you need before the block ends: Tune may delete it
+        later); a remote one is downloaded into a temporary directory that is removed after the block.
+        Raises ``CheckpointGone`` when the checkpoint no longer exists (e.g. Tune's
+        ``CheckpointConfig(num_to_keep=...)`` deleted it before the plugin reached it).
+        """
+        if self.is_local:
+            if not os.path.isdir(self.path):
+                raise self._gone()
+            yield self.path
+            return
+        import pyarrow.fs as pafs
+
+        if self.filesystem.get_file_info(self.path).type == pafs.FileType.NotFound:
+            raise self._gone()
+        scratch = tempfile.mkdtemp(prefix="trackbridge-checkpoint-")
+        try:
+            yield self.local_directory(scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _gone(self) -> CheckpointGone:
+        return CheckpointGone(
+            f"checkpoint {self.path} (step {self.step}) is gone; was it deleted by "
+            "CheckpointConfig(num_to_keep=...) before it could be logged?"
+        )

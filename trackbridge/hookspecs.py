@@ -44,12 +44,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import pluggy
-
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
-
-PROJECT_NAME = "trackbridge"
-hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+from trackbridge.markers import PROJECT_NAME, hookspec
 
 
 @hookspec
@@ -108,7 +104,7 @@ def trackbridge_trial_result(
     :param metrics: the result flattened with ``/`` (``{"eval/loss": 0.3}``), Tune's auto-filled fields
         removed (unless the user asked for them) and the user's ``excludes`` applied. Values are as the
         trainable reported them: numbers, bools, numpy scalars and arrays, lists, strings, None, NaN. Use
-        ``trackbridge.values.classify`` to treat them the same way every plugin does.
+        ``trackbridge.classify`` to treat them the same way every plugin does.
     :param timestamp: seconds since the epoch when TrackBridge received the result.
 
     A buffering plugin should only buffer here and write in ``trackbridge_flush``.
@@ -161,6 +157,7 @@ ALL_HOOKS: tuple[str, ...] = tuple(
 
 __all__ = [
     "ALL_HOOKS",
+    "PROJECT_NAME",
     "CheckpointInfo",
     "ExperimentInfo",
     "TrialInfo",

@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from trackbridge.dispatch import _STOP, PluginWorker
-from trackbridge.plugins import LoadedPlugin
+from trackbridge.loading import LoadedPlugin
 
 logger = logging.getLogger("trackbridge")
 
@@ -173,7 +173,7 @@ def child_main(fd: int) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     import pickle
 
-    from trackbridge.plugins import resolve
+    from trackbridge.loading import resolve
 
     conn = Connection(fd)
     request, options = pickle.loads(conn.recv_bytes())

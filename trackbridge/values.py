@@ -2,36 +2,20 @@
 
 - ``flatten``: nested dicts to ``/``-joined keys.
 - ``classify``: is a metric value a scalar, a histogram, a text, or something to skip?
-- ``redact``: config keys that look like secrets lose their values before any plugin sees them.
 - ``plain_config``: a config reduced to values every tracker can store (anything else becomes its repr).
+- ``WarnOnce``: one warning per kind of skipped value, every occurrence counted.
+
+Secrets (redaction, pickling, URI masking) have their own module: ``trackbridge.secrets``.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
-import math
 import numbers
 import threading
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 logger = logging.getLogger("trackbridge")
-
-REDACTED = "***REDACTED***"
-
-#: Config keys (matched case-insensitively against every path segment) whose values are never logged.
-DEFAULT_REDACT_PATTERNS: tuple[str, ...] = (
-    "*password*",
-    "*passwd*",
-    "*secret*",
-    "*token*",
-    "*api_key*",
-    "*apikey*",
-    "*api-key*",
-    "*credential*",
-    "*private_key*",
-    "*access_key*",
-)
 
 SCALAR = "scalar"
 HISTOGRAM = "histogram"
@@ -92,40 +76,6 @@ def to_float(value: Any) -> float:
     return float(value)
 
 
-def is_finite(value: float) -> bool:
-    return not (math.isnan(value) or math.isinf(value))
-
-
-def _compile_patterns(patterns: Iterable[str]) -> tuple[str, ...]:
-    return tuple(p.lower() for p in patterns)
-
-
-def is_secret_key(key: str, patterns: Iterable[str]) -> bool:
-    """True when any ``/``-separated segment of ``key`` matches one of the glob ``patterns``."""
-    segments = str(key).lower().split("/")
-    return any(fnmatch.fnmatchcase(seg, pat) for seg in segments for pat in patterns)
-
-
-def redact(config: Mapping[str, Any], patterns: Iterable[str]) -> dict[str, Any]:
-    """A copy of a nested config in which every value under a secret-looking key is ``REDACTED``."""
-    pats = _compile_patterns(patterns)
-    if not pats:
-        return dict(config)
-
-    def walk(data: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            if is_secret_key(str(key), pats):
-                out[key] = REDACTED
-            elif isinstance(value, Mapping):
-                out[key] = walk(value)
-            else:
-                out[key] = value
-        return out
-
-    return walk(config)
-
-
 def plain_value(value: Any) -> Any:
     """Reduce a config value to something every tracker stores: None, bool, int, float, str, or a list of
     those. numpy scalars become Python numbers; anything else (functions, classes, open files) its repr."""
@@ -154,29 +104,6 @@ def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in config.items():
         out[str(key)] = plain_config(value) if isinstance(value, Mapping) else plain_value(value)
     return out
-
-
-def _split_credentials(uri: str) -> tuple[str, str, str] | None:
-    """``scheme://user:pass@host/path`` -> (``scheme``, ``host``, ``/path``); None without credentials."""
-    if "://" not in uri or "@" not in uri:
-        return None
-    scheme, rest = uri.split("://", 1)
-    netloc, sep, path = rest.partition("/")
-    if "@" not in netloc:
-        return None
-    return scheme, netloc.rsplit("@", 1)[1], sep + path
-
-
-def mask_uri(uri: str | None) -> str | None:
-    """Hide credentials in a URI: ``https://user:pass@host`` -> ``https://***@host``."""
-    parts = _split_credentials(uri) if uri else None
-    return uri if parts is None else f"{parts[0]}://***@{parts[1]}{parts[2]}"
-
-
-def strip_uri_credentials(value: Any) -> Any:
-    """``https://user:pass@host/x`` -> ``https://host/x``; anything that is not such a URI is returned as is."""
-    parts = _split_credentials(value) if isinstance(value, str) else None
-    return value if parts is None else f"{parts[0]}://{parts[1]}{parts[2]}"
 
 
 class WarnOnce:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from trackbridge.dispatch import Dispatcher, PluginStats
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
-from trackbridge.plugins import resolve
+from trackbridge.loading import resolve
 from trackbridge.values import flatten
 
 PluginFactory = Callable[[Path], Any]

@@ -9,7 +9,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from trackbridge.dispatch import Dispatcher
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
-from trackbridge.plugins import hookimpl, resolve
+from trackbridge.loading import resolve
+from trackbridge.markers import hookimpl
 from trackbridge.values import flatten
 
 

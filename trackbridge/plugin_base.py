@@ -1,0 +1,99 @@
+"""``TrackerPlugin``: the optional base every first-party plugin uses, and any third-party plugin may.
+
+What it gives a plugin, so that no plugin writes it again:
+
+- **Declared options** (``Options``, a ``PluginOptions`` dataclass): ``MyPlugin(**options)`` validates them
+  in one format (unknown names with a "did you mean", types, choices, checks) on the user's thread.
+- **One secrets rule for pickling**: Tune pickles the callback, and with it plugin objects, into
+  ``tuner.pkl``. Only ``options.without_secrets()`` is pickled; everything else is per-process state,
+  created again by ``reset_state()`` after unpickling.
+- **A logger and a warn-once counter** named after the plugin (``self.log``, ``self.warn``).
+- **Hints for tools**: ``offline_options(directory)`` (how ``trackbridge demo`` runs the tracker with no
+  account, server or network), ``view_command(experiment)`` (how a user looks at what was stored) and
+  ``companion_callbacks()`` (Tune callbacks that should run next to ``TrackBridgeCallback``).
+
+Hooks are still plain methods marked ``@hookimpl``; the base implements none of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from trackbridge.events import ExperimentInfo
+from trackbridge.options import PluginOptions
+from trackbridge.values import WarnOnce
+
+
+class TrackerPlugin:
+    """Base class for a tracker plugin (optional; see the module docstring)::
+
+        @dataclass(frozen=True)
+        class AcmeOptions(PluginOptions):
+            project: str = option("default", doc="the Acme project")
+
+        class AcmePlugin(TrackerPlugin):
+            name = "acme"
+            requires = ("acme_sdk",)
+            Options = AcmeOptions
+            options: AcmeOptions
+
+            def reset_state(self) -> None:
+                super().reset_state()
+                self.runs = {}
+
+            @hookimpl
+            def trackbridge_trial_start(self, trial): ...
+    """
+
+    #: The name users give in ``plugins=[...]`` (the entry-point name).
+    name: ClassVar[str] = ""
+    #: Importable modules the plugin needs; checked before it is constructed.
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: What to install when one of ``requires`` is missing (default: ``pip install "trackbridge[<name>]"``).
+    install_hint: ClassVar[str | None] = None
+    #: The plugin's declared options.
+    Options: ClassVar[type[PluginOptions]] = PluginOptions
+
+    options: PluginOptions
+    log: logging.Logger
+    warn: WarnOnce
+
+    def __init__(self, **options: Any) -> None:
+        # Construction only validates and stores: Tune pickles the plugin before the run.
+        self.options = self.Options.parse(self.name or type(self).__name__, options)
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Create the per-process state (handles, open runs, counters). Called after construction and after
+        unpickling; never pickled. Override it, calling ``super().reset_state()`` first."""
+        self.log = logging.getLogger(f"trackbridge.{self.name or type(self).__name__}")
+        self.warn = WarnOnce(self.name or type(self).__name__, self.log)
+
+    # ------------------------------------------------------------------ pickling (tuner.pkl)
+    def __getstate__(self) -> dict[str, Any]:
+        return {"options": self.options.without_secrets()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.options = state["options"]
+        self.reset_state()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.options.public().items() if v not in (None, "", {}, ()))
+        return f"{type(self).__name__}({shown})"
+
+    # ------------------------------------------------------------------ hints for tools
+    @classmethod
+    def offline_options(cls, directory: str) -> dict[str, Any]:
+        """Options that make the tracker write under ``directory`` with no account, server or network
+        (``trackbridge demo`` uses them). Default: no options."""
+        return {}
+
+    def view_command(self, experiment: ExperimentInfo | None) -> str | None:
+        """A shell command that shows what this plugin stored for ``experiment`` (None: nothing to suggest)."""
+        return None
+
+    def companion_callbacks(self) -> list[Any]:
+        """Ray Tune callbacks to pass next to ``TrackBridgeCallback`` (e.g. one that keeps Tune's own logger
+        for the same tracker from writing everything twice). Default: none."""
+        return []
