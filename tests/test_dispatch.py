@@ -7,14 +7,46 @@ import threading
 import time
 
 from trackbridge import hookimpl
+import pytest
+
+from trackbridge.calls import HookCall, HookEmitter
 from trackbridge.dispatch import Dispatcher
 from trackbridge.events import ExperimentInfo, TrialInfo, TrialStatus
-from trackbridge.plugins import resolve
+from trackbridge.loading import resolve
+from trackbridge.transport import DeliveryOptions
 from trackbridge.testing import RecordingPlugin, drive, scripted_trial
 
 
 def _trial(tid: str) -> TrialInfo:
     return TrialInfo(trial_id=tid, trial_name=f"t_{tid}", experiment_name="e")
+
+
+def _dispatcher(plugins: list, **options) -> tuple[Dispatcher, HookEmitter]:
+    options.setdefault("flush_interval", 0.0)
+    d = Dispatcher(resolve(plugins), DeliveryOptions(**options))
+    return d, HookEmitter(d.submit)
+
+
+def test_a_misspelt_hook_name_is_an_error_not_a_silent_no_op():
+    with pytest.raises(ValueError, match="trackbridge_trial_resutl"):
+        HookCall("trackbridge_trial_resutl", {"trial": _trial("a"), "step": 1, "metrics": {}, "timestamp": 0.0})
+    d, _ = _dispatcher([RecordingPlugin()])
+    with pytest.raises(ValueError):
+        d.submit(HookCall("trackbridge_flsh", {}))
+
+
+def test_the_emitter_has_one_method_per_hook_with_the_specs_arguments():
+    import inspect
+
+    from trackbridge import hookspecs
+
+    for hook in hookspecs.ALL_HOOKS:
+        method = getattr(HookEmitter, hook.removeprefix("trackbridge_"), None)
+        if hook == "trackbridge_flush":  # the workers flush; nobody emits it
+            assert method is None
+            continue
+        spec = list(inspect.signature(getattr(hookspecs, hook)).parameters)
+        assert list(inspect.signature(method).parameters)[1:] == spec, hook
 
 
 def test_drive_delivers_in_order_on_one_worker_thread_with_flush_before_complete():
@@ -34,16 +66,16 @@ def test_drive_delivers_in_order_on_one_worker_thread_with_flush_before_complete
 
 def test_events_of_each_trial_stay_in_order_across_interleaving():
     rec = RecordingPlugin()
-    d = Dispatcher(resolve([rec]), flush_interval=0.0)
+    d, emit = _dispatcher([rec])
     d.start()
     trials = [_trial(str(i)) for i in range(3)]
     for t in trials:
-        d.submit("trackbridge_trial_start", {"trial": t, "resumed": False, "last_step": None}, t.trial_id)
+        emit.trial_start(t, False, None)
     for step in range(1, 51):
         for t in trials:
-            d.submit("trackbridge_trial_result", {"trial": t, "step": step, "metrics": {"s": step}, "timestamp": 0.0}, t.trial_id)
+            emit.trial_result(t, step, {"s": step}, 0.0)
     for t in trials:
-        d.submit("trackbridge_trial_complete", {"trial": t, "status": TrialStatus.COMPLETED, "error": None}, t.trial_id)
+        emit.trial_complete(t, TrialStatus.COMPLETED, None)
     d.close(30)
     for tid, events in rec.by_trial().items():
         assert [e[0] for e in events] == ["trial_start"] + ["result"] * 50 + ["complete"]
@@ -65,12 +97,12 @@ class Flaky:
 
 def test_a_raising_plugin_is_isolated_logged_once_per_hook_and_trial_and_counted(caplog):
     flaky, rec = Flaky(), RecordingPlugin()
-    d = Dispatcher(resolve([flaky, rec]), flush_interval=0.0)
+    d, emit = _dispatcher([flaky, rec])
     d.start()
     for tid in ("a", "b"):
         t = _trial(tid)
         for step in range(1, 11):
-            d.submit("trackbridge_trial_result", {"trial": t, "step": step, "metrics": {}, "timestamp": 0.0}, tid)
+            emit.trial_result(t, step, {}, 0.0)
     with caplog.at_level(logging.ERROR, logger="trackbridge"):
         d.close(30)
     stats = {s.plugin: s for s in d.stats()}
@@ -104,11 +136,11 @@ def test_flush_when_the_queue_runs_dry_batches_results():
                 self.buffer = []
 
     b = Batcher()
-    d = Dispatcher(resolve([b]), flush_interval=0.0)
+    d, emit = _dispatcher([b])
     d.start()
     t = _trial("a")
     for step in range(1, 101):
-        d.submit("trackbridge_trial_result", {"trial": t, "step": step, "metrics": {}, "timestamp": 0.0}, "a")
+        emit.trial_result(t, step, {}, 0.0)
     b.gate.set()  # the worker was held on the first result while 99 more queued up
     time.sleep(0.5)
     assert [s for batch in b.batches for s in batch] == list(range(1, 101))
@@ -118,12 +150,12 @@ def test_flush_when_the_queue_runs_dry_batches_results():
 
 def test_full_queue_applies_backpressure_without_dropping():
     rec = RecordingPlugin(sleep=0.01)
-    d = Dispatcher(resolve([rec]), queue_size=5, flush_interval=0.0)
+    d, emit = _dispatcher([rec], queue_size=5)
     d.start()
     t = _trial("a")
     started = time.monotonic()
     for step in range(1, 41):
-        d.submit("trackbridge_trial_result", {"trial": t, "step": step, "metrics": {}, "timestamp": 0.0}, "a")
+        emit.trial_result(t, step, {}, 0.0)
     waited = time.monotonic() - started
     d.close(30)
     assert [e[2] for e in rec.events if e[0] == "result"] == list(range(1, 41))
@@ -141,12 +173,12 @@ def test_hung_plugin_is_declared_stuck_and_its_missed_events_are_counted():
             release.wait(30)
 
     rec = RecordingPlugin()
-    d = Dispatcher(resolve([Hangs(), rec]), queue_size=2, stuck_timeout=0.3, flush_interval=0.0)
+    d, emit = _dispatcher([Hangs(), rec], queue_size=2, stuck_timeout=0.3)
     d.start()
     t = _trial("a")
     started = time.monotonic()
     for step in range(1, 21):
-        d.submit("trackbridge_trial_result", {"trial": t, "step": step, "metrics": {}, "timestamp": 0.0}, "a")
+        emit.trial_result(t, step, {}, 0.0)
     elapsed = time.monotonic() - started
     release.set()
     d.close(10)
@@ -160,11 +192,11 @@ def test_hung_plugin_is_declared_stuck_and_its_missed_events_are_counted():
 
 def test_drain_timeout_counts_undelivered_events():
     rec = RecordingPlugin(sleep=0.2)
-    d = Dispatcher(resolve([rec]), flush_interval=0.0)
+    d, emit = _dispatcher([rec])
     d.start()
     t = _trial("a")
     for step in range(1, 31):
-        d.submit("trackbridge_trial_result", {"trial": t, "step": step, "metrics": {}, "timestamp": 0.0}, "a")
+        emit.trial_result(t, step, {}, 0.0)
     finished = d.close(0.5)
     [stats] = d.stats()
     assert finished == {"recorder": False}
@@ -197,11 +229,11 @@ def test_transient_errors_are_retried_with_backoff_then_delivered():
             self.stored.append(step)
 
     plugin = BrieflyDown()
-    d = Dispatcher(resolve([plugin]), flush_interval=0.0, retry_backoff=0.01, max_retries=3)
+    d, emit = _dispatcher([plugin], retry_backoff=0.01, max_retries=3)
     d.start()
     t = _trial("a")
     for step in (1, 2):
-        d.submit("trackbridge_trial_result", {"trial": t, "step": step, "metrics": {}, "timestamp": 0.0}, "a")
+        emit.trial_result(t, step, {}, 0.0)
     d.close(10)
     [stats] = d.stats()
     assert plugin.stored == [1, 2]
@@ -222,15 +254,32 @@ def test_non_transient_errors_are_not_retried_and_repeated_failures_disable_the_
             raise ValueError("bad request")
 
     plugin = AlwaysBroken()
-    d = Dispatcher(resolve([plugin]), flush_interval=0.0, max_consecutive_failures=5)
+    d, emit = _dispatcher([plugin], max_consecutive_failures=5)
     d.start()
     t = _trial("a")
     with caplog.at_level(logging.ERROR, logger="trackbridge"):
         for step in range(1, 21):
-            d.submit("trackbridge_trial_result", {"trial": t, "step": step, "metrics": {}, "timestamp": 0.0}, "a")
+            emit.trial_result(t, step, {}, 0.0)
         d.close(10)
     [stats] = d.stats()
     assert plugin.calls == 5 and stats.retried == 0
     assert stats.failed == 5 and stats.dropped == 15
     assert "5 consecutive failures" in stats.disabled_reason
     assert any("disabled for the rest of this run" in r.getMessage() for r in caplog.records)
+
+
+def test_every_hook_name_written_in_the_core_is_in_the_specification():
+    import re
+    from pathlib import Path
+
+    from trackbridge import hookspecs
+
+    core = Path(__file__).resolve().parents[1] / "trackbridge"
+    written = {
+        (path.name, name)
+        for path in core.rglob("*.py")
+        for name in re.findall(r"\btrackbridge_(?:setup|flush|experiment_\w+|trial_\w+)\b", path.read_text())
+    }
+    assert len(written) > 20, "the scan found too little: it is not looking where the core is"
+    unknown = sorted((file, name) for file, name in written if name not in hookspecs.ALL_HOOKS)
+    assert unknown == []

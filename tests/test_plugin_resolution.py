@@ -9,7 +9,9 @@ import pytest
 
 from tests.thirdparty.fake_dist import make_distribution
 from trackbridge import PluginError, hookimpl
-from trackbridge.plugins import MissingTrackerError, installed_plugins, resolve
+from trackbridge.discovery import installed_plugins
+from trackbridge.errors import MissingTrackerError
+from trackbridge.loading import resolve
 from trackbridge.testing import RecordingPlugin
 
 
@@ -143,7 +145,7 @@ def test_callback_is_picklable_without_secret_options(acme, ray_session):
 
 
 def test_secret_options_are_not_pickled_but_paths_to_them_are():
-    from trackbridge.plugins import picklable_request
+    from trackbridge.loading import picklable_request
 
     name, options = picklable_request(
         ("x", {"api_key": "k", "api_key_file": "/run/key", "tracking_token": "t", "project": "p",

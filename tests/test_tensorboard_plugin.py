@@ -26,8 +26,7 @@ from tensorboard.backend.event_processing import plugin_event_multiplexer as pem
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.hparams import api_pb2, hparams_plugin, list_session_groups
 
-from trackbridge import PluginError, TrackBridgeCallback, TrialInfo, TrialStatus
-from trackbridge.events import ExperimentInfo
+from trackbridge import ExperimentInfo, PluginError, TrackBridgeCallback, TrialInfo, TrialStatus
 from trackbridge.testing.driver import drive, scripted_trial
 from trackbridge_tensorboard import SuppressTuneTBXLogger, TensorBoardPlugin
 
@@ -401,7 +400,16 @@ def test_tunes_own_tensorboard_logger_is_warned_about_and_can_be_suppressed(ray_
     assert [r for r in caplog.records if "SuppressTuneTBXLogger" in r.getMessage()]
 
     caplog.clear()
-    t, _ = tuner(short_trainable, workdir, "single", {}, callbacks=[SuppressTuneTBXLogger()])
+    callback = TrackBridgeCallback(plugins={"tensorboard": {}}, flush_interval=0.1)
+    companions = callback.get_plugin("tensorboard").companion_callbacks()
+    assert [type(c) for c in companions] == [SuppressTuneTBXLogger]
+    t = tune.Tuner(
+        short_trainable,
+        param_space={},
+        run_config=tune.RunConfig(
+            name="single", storage_path=str(workdir / "ray"), callbacks=[callback, *companions], verbose=0
+        ),
+    )
     grid = t.fit()
     experiment_dir = workdir / "ray" / "single"
     assert all_tags(experiment_dir) == {"loss", "trial_status"}
@@ -455,13 +463,35 @@ def test_remote_storage_writes_to_tunes_local_staging_directory(workdir):
 
 
 def test_bad_options_fail_at_construction_and_the_plugin_pickles():
-    with pytest.raises(PluginError, match="unknown option"):
+    with pytest.raises(PluginError, match="unknown option 'log_dir' for plugin 'tensorboard'; did you mean 'logdir'"):
         TrackBridgeCallback(plugins={"tensorboard": {"log_dir": "x"}})
-    with pytest.raises(PluginError, match="prefix must be a string"):
+    with pytest.raises(PluginError, match="option 'prefix' of plugin 'tensorboard' must be str"):
         TrackBridgeCallback(plugins={"tensorboard": {"prefix": 3}})
+    with pytest.raises(PluginError, match="option 'flush_secs' of plugin 'tensorboard': must be positive"):
+        TrackBridgeCallback(plugins={"tensorboard": {"flush_secs": 0}})
+    with pytest.raises(PluginError, match="option 'hparams' of plugin 'tensorboard' must be bool"):
+        TrackBridgeCallback(plugins={"tensorboard": {"hparams": "yes"}})
     with pytest.raises(PluginError, match="local directory"):
         TrackBridgeCallback(plugins={"tensorboard": {"logdir": "s3://bucket/tb"}})
     plugin = TensorBoardPlugin(logdir="relative/tb", flush_secs=1)
     assert os.path.isabs(plugin.options.logdir)
+    assert plugin.options.flush_secs == 1.0
+    assert TensorBoardPlugin(prefix=None).options.tag("loss") == "loss"
+    assert TensorBoardPlugin(prefix="/tune/").options.tag("loss") == "tune/loss"
     assert pickle.loads(pickle.dumps(plugin)).options == plugin.options
     pickle.dumps(SuppressTuneTBXLogger())
+
+
+def test_tool_hints_companion_callbacks_and_view_command(tmp_path):
+    # Writing into Tune's trial directories: Tune's own TensorBoard logger must be kept out of them.
+    default = TensorBoardPlugin()
+    assert [type(c) for c in default.companion_callbacks()] == [SuppressTuneTBXLogger]
+    assert default.view_command(None) is None
+    local = ExperimentInfo(name="exp", path=str(tmp_path / "ray" / "exp"), local_path=str(tmp_path / "staging"))
+    assert default.view_command(local) == f"tensorboard --logdir {tmp_path / 'ray' / 'exp'}"
+    remote = ExperimentInfo(name="exp", path="bucket/exp", local_path=str(tmp_path / "staging"), filesystem=object())
+    assert default.view_command(remote) == f"tensorboard --logdir {tmp_path / 'staging'}"
+    # Its own logdir: no collision with Tune's logger, and that directory is the one to view.
+    own = TensorBoardPlugin(logdir=str(tmp_path / "tb"))
+    assert own.companion_callbacks() == []
+    assert own.view_command(local) == f"tensorboard --logdir {tmp_path / 'tb'}"

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from trackbridge.secrets import REDACTED, SECRET_PATTERNS, mask_uri, redact
 from trackbridge.values import (
-    HISTOGRAM, REDACTED, SCALAR, SKIP, TEXT, WarnOnce, classify, flatten, mask_uri, plain_config, redact,
+    HISTOGRAM, SCALAR, SKIP, TEXT, WarnOnce, classify, flatten, plain_config,
 )
 
 
@@ -32,10 +33,8 @@ def test_classify(value, kind):
 
 
 def test_redact_default_patterns_at_any_depth():
-    from trackbridge.values import DEFAULT_REDACT_PATTERNS
-
     cfg = {"lr": 0.1, "db": {"Password": "hunter2", "host": "h"}, "WANDB_API_KEY": "k", "auth_token": "t"}
-    out = redact(cfg, DEFAULT_REDACT_PATTERNS)
+    out = redact(cfg)
     assert out == {"lr": 0.1, "db": {"Password": REDACTED, "host": "h"}, "WANDB_API_KEY": REDACTED, "auth_token": REDACTED}
     assert cfg["db"]["Password"] == "hunter2"  # the input is not changed
 

@@ -7,17 +7,7 @@ import json
 import sys
 from typing import Any, Sequence
 
-from trackbridge import hookspecs
-from trackbridge.discovery import installed_plugins, missing_requirements
-
-
-def _hooks_of(target: Any) -> list[str]:
-    return sorted(
-        name
-        for name in hookspecs.ALL_HOOKS
-        if callable(getattr(target, name, None))
-        and getattr(getattr(target, name), "trackbridge_impl", None) is not None
-    )
+from trackbridge.discovery import implemented_hooks, install_hint, installed_plugins, missing_requirements
 
 
 def describe_plugins() -> list[dict[str, Any]]:
@@ -40,13 +30,12 @@ def describe_plugins() -> list[dict[str, Any]]:
                 row["status"] = f"cannot load: {type(exc).__name__}: {exc}"
                 rows.append(row)
                 continue
-            row["hooks"] = _hooks_of(target)
+            row["hooks"] = implemented_hooks(target)
             requires = list(getattr(target, "requires", ()) or ())
             missing = missing_requirements(target)
             row["sdk"] = ", ".join(requires) if requires else None
             if missing:
-                hint = getattr(target, "install_hint", None) or f'pip install "trackbridge[{name}]"'
-                row["status"] = f"missing {', '.join(missing)} ({hint})"
+                row["status"] = f"missing {', '.join(missing)} ({install_hint(target, name)})"
             if len(candidates) > 1:
                 row["status"] = "conflict: name claimed by several distributions"
             rows.append(row)
@@ -80,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_plugins.add_argument("--json", action="store_true", help="print JSON")
     p_plugins.add_argument("--hook", help="only plugins implementing this hook")
     p_demo = sub.add_parser("demo", help="run a small real Tune experiment into the trackers, offline")
-    p_demo.add_argument("--plugins", default=None, help="comma-separated plugin names (default: all built-in)")
+    p_demo.add_argument("--plugins", default=None, help="comma-separated plugin names (default: every installed plugin whose tracker SDK imports)")
     p_demo.add_argument("--trials", type=int, default=4)
     p_demo.add_argument("--results", type=int, default=20)
     p_demo.add_argument("--dir", default="trackbridge-demo", help="where the demo writes everything")

@@ -1,7 +1,8 @@
-"""``trackbridge demo``: a small, real Tune experiment tracked by every installed built-in plugin, offline.
+"""``trackbridge demo``: a small, real Tune experiment tracked by every installed plugin, offline.
 
-Runs on embedded defaults: no account, no server, no network. W&B writes offline runs, MLflow a SQLite
-store, TensorBoard event files, all under one directory, and the demo prints how to open each.
+Runs on embedded defaults: no account, no server, no network. Each plugin says how it runs that way
+(``TrackerPlugin.offline_options``: W&B offline runs, an MLflow SQLite store, TensorBoard event files, all
+under one directory) and how to look at what it stored (``view_command``); the demo knows no tracker.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ import os
 import random
 import tempfile
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
-from trackbridge.discovery import installed_plugins, missing_requirements
-
-BUILT_IN = ("wandb", "mlflow", "tensorboard")
+from trackbridge.discovery import load_target, usable_plugin_names
 
 
 def demo_trainable(config: dict) -> None:
@@ -36,28 +35,14 @@ def demo_trainable(config: dict) -> None:
         tune.report(metrics, checkpoint=checkpoint)
 
 
-def available_built_ins() -> list[str]:
-    found = installed_plugins()
-    names = []
-    for name in BUILT_IN:
-        if name in found:
-            try:
-                if not missing_requirements(found[name][0].entry_point.load()):
-                    names.append(name)
-            except Exception:
-                pass
-    return names
+def _offline_options(name: str, directory: str) -> dict[str, Any]:
+    hint = getattr(load_target(name), "offline_options", None)
+    return dict(hint(directory)) if callable(hint) else {}
 
 
 def run_demo(plugins: Sequence[str] | None, trials: int, results: int, directory: str) -> int:
     root = os.path.abspath(directory)
     os.makedirs(root, exist_ok=True)
-    # Embedded defaults, overridable from the environment: offline W&B, a local SQLite MLflow store.
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_SILENT", "true")
-    os.environ.setdefault("WANDB_DIR", root)
-    os.environ.setdefault("WANDB_PROJECT", "trackbridge-demo")
-    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{os.path.join(root, 'mlflow.db')}")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
     import ray
@@ -65,18 +50,14 @@ def run_demo(plugins: Sequence[str] | None, trials: int, results: int, directory
 
     from trackbridge.callback import TrackBridgeCallback
 
-    names = list(plugins) if plugins else available_built_ins()
+    names = list(plugins) if plugins else usable_plugin_names()
     if not names:
         print('No tracker SDK is installed; install one: pip install "trackbridge[all]"')
         return 1
     print(f"trackbridge demo: {trials} trials x {results} results into {', '.join(names)} under {root}")
-    callbacks: list = [TrackBridgeCallback(plugins=names)]
-    callback = callbacks[0]
-    if "tensorboard" in names:
-        # Keep Tune's own TensorBoard logger out, so TensorBoard shows each scalar once (docs/tensorboard.md).
-        from trackbridge_tensorboard import SuppressTuneTBXLogger
-
-        callbacks.append(SuppressTuneTBXLogger())
+    callback = TrackBridgeCallback(plugins={name: _offline_options(name, root) for name in names})
+    # e.g. the TensorBoard plugin's: keeps Tune's own TensorBoard logger from writing every scalar twice
+    callbacks: list[Any] = [callback, *callback.companion_callbacks()]
     if not ray.is_initialized():
         ray.init(num_cpus=min(2, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
     started = time.monotonic()
@@ -99,15 +80,22 @@ def run_demo(plugins: Sequence[str] | None, trials: int, results: int, directory
     print("\nDelivered per plugin:")
     for row in report.get("plugins", []):
         print(f"  {row['plugin']:<12} delivered={row['delivered']} failed={row['failed']} dropped={row['dropped']}")
-    exp_dir = os.path.join(root, "ray_results", "demo")
     print("\nOpen the results:")
-    if "wandb" in names:
-        print(f"  W&B (offline runs):  ls {os.environ['WANDB_DIR']}/wandb   # upload with: wandb sync {os.environ['WANDB_DIR']}/wandb/offline-run-*")
-    if "mlflow" in names:
-        print(f"  MLflow:              mlflow ui --backend-store-uri {os.environ['MLFLOW_TRACKING_URI']}")
-    if "tensorboard" in names:
-        print(f"  TensorBoard:         tensorboard --logdir {exp_dir}")
+    experiment = _experiment_of(grid)
+    for name in names:
+        view = getattr(callback.get_plugin(name), "view_command", None)
+        command = view(experiment) if callable(view) else None
+        if command:
+            print(f"  {name + ':':<20} {command}")
     if report.get("path"):
-        print(f"  Delivery report:     {report['path']}")
+        print(f"  {'delivery report:':<20} {report['path']}")
     ok = all(not r["failed"] and not r["dropped"] for r in report.get("plugins", []))
     return 0 if ok and grid.num_errors == 0 else 1
+
+
+def _experiment_of(grid: Any) -> Any:
+    """The finished experiment as plugins describe it (its local directory)."""
+    from trackbridge.events import ExperimentInfo
+
+    path = str(grid.experiment_path)
+    return ExperimentInfo(name=os.path.basename(path.rstrip("/")), path=path, local_path=path)

@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any, Iterable
 
-from trackbridge.dispatch import PluginStats
+from trackbridge.ledger import PluginStats
 from trackbridge.events import ExperimentInfo
 
 logger = logging.getLogger("trackbridge")

@@ -15,19 +15,27 @@ from __future__ import annotations
 
 import glob
 import itertools
-import logging
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from trackbridge import hookimpl
-from trackbridge.events import ExperimentInfo, TrialInfo, TrialStatus
-from trackbridge.values import HISTOGRAM, SCALAR, SKIP, TEXT, WarnOnce, classify, to_float
+from trackbridge import (
+    HISTOGRAM,
+    SCALAR,
+    SKIP,
+    TEXT,
+    ExperimentInfo,
+    TrackerPlugin,
+    TrialInfo,
+    TrialStatus,
+    classify,
+    hookimpl,
+    to_float,
+)
 from trackbridge_tensorboard import duplicates
 from trackbridge_tensorboard.options import TensorBoardOptions
-
-logger = logging.getLogger("trackbridge.tensorboard")
 
 #: Every event file this plugin writes ends with one of these, so it can tell its files from others'.
 EVENTS_SUFFIX = ".trackbridge"
@@ -60,36 +68,43 @@ def _safe_name(name: str) -> str:
     return name.replace(os.sep, "_").replace("/", "_") or "trial"
 
 
-class TensorBoardPlugin:
+class TensorBoardPlugin(TrackerPlugin):
     """Write each Tune trial as a TensorBoard run; open with ``tensorboard --logdir <experiment dir>``."""
 
     name = "tensorboard"
     requires = ("tensorboardX",)
-    install_hint = 'pip install "trackbridge[tensorboard]"'
+    Options = TensorBoardOptions
+    options: TensorBoardOptions
 
-    def __init__(self, **options: Any) -> None:
-        self.options = TensorBoardOptions.parse(**options)
-        self._init_runtime()
-
-    def _init_runtime(self) -> None:
+    def reset_state(self) -> None:
+        super().reset_state()
         self._runs: dict[str, _Run] = {}
         self._experiment: ExperimentInfo | None = None
-        self._warn = WarnOnce(self.name, logger)
         self._summaries: Any = None
 
-    # -------------------------------------------------------------------------- pickling (tuner.pkl)
-    def __getstate__(self) -> dict[str, Any]:
-        return {"options": self.options}
+    # -------------------------------------------------------------------------- hints for tools
+    def companion_callbacks(self) -> list[Any]:
+        """``[SuppressTuneTBXLogger()]``, which keeps Tune's own TensorBoard logger from writing every result a
+        second time into the trial directories this plugin writes to; none when ``logdir`` sends the runs
+        elsewhere."""
+        if self.options.logdir:
+            return []
+        from trackbridge_tensorboard.tune_logger import SuppressTuneTBXLogger  # imports Ray
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.options = state["options"]
-        self._init_runtime()
+        return [SuppressTuneTBXLogger()]
+
+    def view_command(self, experiment: ExperimentInfo | None) -> str | None:
+        """``tensorboard --logdir <logdir option, else the experiment's local directory>``."""
+        logdir = self.options.logdir
+        if logdir is None and experiment is not None:
+            logdir = experiment.path if experiment.filesystem is None else experiment.local_path
+        return f"tensorboard --logdir {shlex.quote(logdir)}" if logdir else None
 
     # -------------------------------------------------------------------------- helpers
     @property
     def skipped(self) -> dict[str, int]:
         """Values skipped or converted, by warning key (for tests and the curious)."""
-        return dict(self._warn.counts)
+        return dict(self.warn.counts)
 
     def _run_dir(self, trial: TrialInfo) -> str:
         if self.options.logdir:
@@ -101,7 +116,7 @@ class TensorBoardPlugin:
         fallback = os.path.abspath(
             os.path.join("tensorboard", _safe_name(trial.experiment_name or "experiment"), _safe_name(trial.trial_name))
         )
-        self._warn("no-trial-dir", f"trial {trial.trial_name} has no directory; writing to {fallback} (set logdir=)")
+        self.warn("no-trial-dir", f"trial {trial.trial_name} has no directory; writing to {fallback} (set logdir=)")
         return fallback
 
     def _open(self, run: _Run, purge_step: int | None) -> None:
@@ -138,7 +153,7 @@ class TensorBoardPlugin:
         self._experiment = experiment
         running_under_tune = experiment.local_path is not None or experiment.path is not None
         if running_under_tune and not self.options.logdir and duplicates.tune_logger_probably_active():
-            self._warn("tune-tbx-logger", duplicates.WARNING)
+            self.warn("tune-tbx-logger", duplicates.WARNING)
 
     @hookimpl
     def trackbridge_trial_start(self, trial: TrialInfo, resumed: bool, last_step: int | None) -> None:
@@ -163,7 +178,7 @@ class TensorBoardPlugin:
         for key, value in metrics.items():
             kind = classify(value)
             if kind == SKIP:
-                self._warn(
+                self.warn(
                     f"skip:{key}",
                     f"metric {key!r} is a {type(value).__name__}, which TensorBoard cannot show; skipped",
                 )
@@ -171,7 +186,7 @@ class TensorBoardPlugin:
             tag = self.options.tag(key)
             first = run.kinds.setdefault(tag, kind)
             if first != kind:
-                self._warn(
+                self.warn(
                     f"kind:{key}",
                     f"metric {key!r} was a {first} and now is a {kind}; TensorBoard keeps one kind per tag, "
                     f"so its {kind} values are skipped",
@@ -190,7 +205,7 @@ class TensorBoardPlugin:
                 else:
                     reason = "has no finite values"
                 if histogram is None:
-                    self._warn(f"histogram:{key}", f"metric {key!r} {reason}; skipped")
+                    self.warn(f"histogram:{key}", f"metric {key!r} {reason}; skipped")
                 else:
                     values.append(histogram)
         if values:

@@ -22,7 +22,7 @@ from tensorboardX.proto.tensor_pb2 import TensorProto
 from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboardX.summary import make_histogram
 
-from trackbridge.events import TrialStatus
+from trackbridge import TrialStatus
 
 #: Tags and version of TensorBoard's HParams plugin (tensorboard/plugins/hparams/metadata.py).
 HPARAMS_PLUGIN = "hparams"

@@ -18,19 +18,17 @@ metric ``loss`` at exactly the steps sent, ending with the status sent (if your 
 from __future__ import annotations
 
 import math
-import os
 import pickle
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from trackbridge.dispatch import Dispatcher, PluginStats
-from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
-from trackbridge.loading import resolve
-from trackbridge.values import flatten
+from trackbridge.events import ExperimentInfo, TrialInfo, TrialStatus
+from trackbridge.ledger import PluginStats
+from trackbridge.testing.script import LifecycleScript, make_trial
 
 PluginFactory = Callable[[Path], Any]
+Reader = Callable[[Path], "StoredRuns"]
 
 
 @dataclass
@@ -49,7 +47,6 @@ class StoredRuns:
 class ScenarioResult:
     name: str
     problems: list[str]
-    stats: list[PluginStats]
 
     @property
     def ok(self) -> bool:
@@ -72,53 +69,31 @@ class ConformanceReport:
         return "\n".join(lines)
 
 
-class _Script:
-    """A sequence of hook calls with the plain values a real run would send."""
+class _Scenario:
+    """One scenario's lifecycle script, with trials that live in the scenario's directory."""
 
     def __init__(self, experiment: str, directory: Path, resumed: bool = False) -> None:
-        self.experiment = ExperimentInfo(name=experiment, path=str(directory), local_path=str(directory), resumed=resumed)
+        info = ExperimentInfo(name=experiment, path=str(directory), local_path=str(directory), resumed=resumed)
+        self.script = LifecycleScript(info)
         self.directory = directory
-        self.calls: list[tuple[str, dict[str, Any], str | None]] = []
-        self.trials: dict[str, TrialInfo] = {}
 
     def trial(self, trial_id: str, config: Mapping[str, Any] | None = None) -> TrialInfo:
-        nested = dict(config or {"lr": 0.01, "model": {"depth": 3}})
         trial_dir = self.directory / "tune" / f"trial_{trial_id}"
         trial_dir.mkdir(parents=True, exist_ok=True)
-        info = TrialInfo(
-            trial_id=trial_id, trial_name=f"conformance_{trial_id}", experiment_name=self.experiment.name,
-            config=flatten(nested), nested_config=nested, local_path=str(trial_dir), path=str(trial_dir),
+        return make_trial(
+            trial_id,
+            config=config or {"lr": 0.01, "model": {"depth": 3}},
+            experiment_name=self.script.experiment.name,
+            trial_name=f"conformance_{trial_id}",
+            directory=str(trial_dir),
         )
-        self.trials[trial_id] = info
-        return info
 
-    def start(self, tid: str, resumed: bool = False, last_step: int | None = None) -> None:
-        self.calls.append(("trackbridge_trial_start", {"trial": self.trials[tid], "resumed": resumed, "last_step": last_step}, tid))
-
-    def result(self, tid: str, step: int, extra: Mapping[str, Any] | None = None) -> None:
-        metrics = {"loss": 1.0 / step, **flatten(dict(extra or {}))}
-        self.calls.append(("trackbridge_trial_result", {"trial": self.trials[tid], "step": step, "metrics": metrics, "timestamp": time.time()}, tid))
-
-    def checkpoint(self, tid: str, step: int) -> None:
-        path = self.directory / "checkpoints" / f"{tid}_{step:06d}"
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "model.bin").write_bytes(os.urandom(256))
-        info = CheckpointInfo(path=str(path), step=step, metrics={"loss": 1.0 / step})
-        self.calls.append(("trackbridge_trial_checkpoint", {"trial": self.trials[tid], "checkpoint": info}, tid))
-
-    def complete(self, tid: str, status: TrialStatus, error: str | None = None) -> None:
-        self.calls.append(("trackbridge_trial_complete", {"trial": self.trials[tid], "status": status, "error": error}, tid))
+    def results(self, trial: TrialInfo, steps: Iterable[int], extra: Mapping[str, Any] | None = None) -> None:
+        for step in steps:
+            self.script.result(trial, step, {"loss": 1.0 / step, **dict(extra or {})})
 
     def run(self, plugin: Any) -> PluginStats:
-        dispatcher = Dispatcher(resolve([plugin]), flush_interval=0.0)
-        dispatcher.start()
-        dispatcher.submit("trackbridge_setup", {})
-        dispatcher.submit("trackbridge_experiment_start", {"experiment": self.experiment})
-        for hook, kwargs, tid in self.calls:
-            dispatcher.submit(hook, kwargs, tid)
-        dispatcher.submit("trackbridge_experiment_end", {"experiment": self.experiment})
-        dispatcher.close(300)
-        return dispatcher.stats()[0]
+        return self.script.play(plugin)
 
 
 ODD_VALUES: dict[str, Any] = {
@@ -152,12 +127,12 @@ def _scenario(name: str, directory: Path, body: Callable[[Path, list[str]], None
         body(directory, problems)
     except Exception as exc:  # the kit reports, it does not crash the author's test run half-way
         problems.append(f"raised {type(exc).__name__}: {exc}")
-    return ScenarioResult(name, problems, [])
+    return ScenarioResult(name, problems)
 
 
 def check_plugin(
     make_plugin: PluginFactory,
-    read_back: Callable[[Path], StoredRuns] | None,
+    read_back: Reader | None,
     workdir: Path | str,
     *,
     scenarios: Iterable[str] | None = None,
@@ -173,90 +148,79 @@ def check_plugin(
 
 
 # ------------------------------------------------------------------------------------------- scenarios
-def _lifecycle(make_plugin: PluginFactory, read_back, d: Path, problems: list[str]) -> None:
+def _lifecycle(make_plugin: PluginFactory, read_back: Reader | None, d: Path, problems: list[str]) -> None:
     """Two trials interleaved: results, a checkpoint, one completes, one fails."""
-    s = _Script("conformance_lifecycle", d)
-    s.trial("a"), s.trial("b", {"lr": 0.1})
-    s.start("a"), s.start("b")
+    s = _Scenario("conformance_lifecycle", d)
+    a, b = s.trial("a"), s.trial("b", {"lr": 0.1})
+    s.script.start(a), s.script.start(b)
     for step in range(1, 6):
-        s.result("a", step), s.result("b", step)
+        s.results(a, [step]), s.results(b, [step])
         if step == 3:
-            s.checkpoint("a", step)
-    s.complete("a", TrialStatus.COMPLETED)
-    s.complete("b", TrialStatus.FAILED, "Traceback ...\nValueError: diverged")
+            s.script.write_checkpoint(a, step, d)
+    s.script.complete(a, TrialStatus.COMPLETED)
+    s.script.complete(b, TrialStatus.FAILED, "Traceback ...\nValueError: diverged")
     _check_stats(s.run(make_plugin(d)), problems)
     if read_back:
         _check_stored(read_back(d), {"a": ([1, 2, 3, 4, 5], "completed"), "b": ([1, 2, 3, 4, 5], "failed")}, problems)
 
 
-def _unfinished(make_plugin: PluginFactory, read_back, d: Path, problems: list[str]) -> None:
-    """The experiment ends while the trial still runs: it must end as unfinished, not as a success."""
-    s = _Script("conformance_unfinished", d)
-    s.trial("u")
-    s.start("u")
-    for step in range(1, 4):
-        s.result("u", step)
-    s.complete("u", TrialStatus.UNFINISHED)
-    _check_stats(s.run(make_plugin(d)), problems)
-    if read_back:
-        _check_stored(read_back(d), {"u": ([1, 2, 3], "unfinished")}, problems)
+def _one_trial(name: str, status: TrialStatus, extra: Mapping[str, Any] | None = None, config: Any = None) -> Any:
+    """A scenario of one trial with three results that ends with ``status``."""
+
+    def scenario(make_plugin: PluginFactory, read_back: Reader | None, d: Path, problems: list[str]) -> None:
+        s = _Scenario(f"conformance_{name}", d)
+        trial = s.trial(name[0], config)
+        s.script.start(trial)
+        s.results(trial, range(1, 4), extra)
+        s.script.complete(trial, status)
+        _check_stats(s.run(make_plugin(d)), problems)
+        if read_back:
+            _check_stored(read_back(d), {name[0]: ([1, 2, 3], status.value)}, problems)
+
+    return scenario
 
 
-def _paused_and_resumed(make_plugin: PluginFactory, read_back, d: Path, problems: list[str]) -> None:
+def _paused_and_resumed(make_plugin: PluginFactory, read_back: Reader | None, d: Path, problems: list[str]) -> None:
     """A scheduler pauses the trial and resumes it: the second start continues the same run."""
-    s = _Script("conformance_pause", d)
-    s.trial("p")
-    s.start("p")
-    for step in range(1, 4):
-        s.result("p", step)
-    s.start("p", resumed=True, last_step=3)
-    for step in range(4, 7):
-        s.result("p", step)
-    s.complete("p", TrialStatus.COMPLETED)
+    s = _Scenario("conformance_pause", d)
+    trial = s.trial("p")
+    s.script.start(trial)
+    s.results(trial, range(1, 4))
+    s.script.start(trial, resumed=True, last_step=3)
+    s.results(trial, range(4, 7))
+    s.script.complete(trial, TrialStatus.COMPLETED)
     _check_stats(s.run(make_plugin(d)), problems)
     if read_back:
         _check_stored(read_back(d), {"p": ([1, 2, 3, 4, 5, 6], "completed")}, problems)
 
 
-def _restored_in_a_new_process(make_plugin: PluginFactory, read_back, d: Path, problems: list[str]) -> None:
+def _restored_in_a_new_process(make_plugin: PluginFactory, read_back: Reader | None, d: Path, problems: list[str]) -> None:
     """Tuner.restore: a plugin unpickled from before the run continues the trial's existing run."""
     plugin = make_plugin(d)
     before_run = pickle.dumps(plugin)  # what Tune writes into tuner.pkl
-    first = _Script("conformance_restore", d)
-    first.trial("r")
-    first.start("r")
-    for step in range(1, 4):
-        first.result("r", step)
-    first.complete("r", TrialStatus.UNFINISHED)  # Ctrl+C
+    first = _Scenario("conformance_restore", d)
+    trial = first.trial("r")
+    first.script.start(trial)
+    first.results(trial, range(1, 4))
+    first.script.complete(trial, TrialStatus.UNFINISHED)  # Ctrl+C
     _check_stats(first.run(plugin), problems)
-    second = _Script("conformance_restore", d, resumed=True)
-    second.trial("r")
-    second.start("r", resumed=True, last_step=3)
-    for step in range(4, 7):
-        second.result("r", step)
-    second.complete("r", TrialStatus.COMPLETED)
+    second = _Scenario("conformance_restore", d, resumed=True)
+    trial = second.trial("r")
+    second.script.start(trial, resumed=True, last_step=3)
+    second.results(trial, range(4, 7))
+    second.script.complete(trial, TrialStatus.COMPLETED)
     _check_stats(second.run(pickle.loads(before_run)), problems)
     if read_back:
         _check_stored(read_back(d), {"r": ([1, 2, 3, 4, 5, 6], "completed")}, problems)
 
 
-def _odd_values(make_plugin: PluginFactory, read_back, d: Path, problems: list[str]) -> None:
-    """NaN, infinities, None, strings, lists, nested dicts, odd keys, objects: never a failed hook."""
-    s = _Script("conformance_odd", d)
-    s.trial("o", {"fn": repr(len), "huge": {f"k{i}": i for i in range(500)}, "long": "v" * 10_000})
-    s.start("o")
-    for step in range(1, 4):
-        s.result("o", step, ODD_VALUES)
-    s.complete("o", TrialStatus.COMPLETED)
-    _check_stats(s.run(make_plugin(d)), problems)
-    if read_back:
-        _check_stored(read_back(d), {"o": ([1, 2, 3], "completed")}, problems)
-
+#: NaN, infinities, None, strings, lists, nested dicts, odd keys, objects: never a failed hook.
+_ODD_CONFIG = {"fn": repr(len), "huge": {f"k{i}": i for i in range(500)}, "long": "v" * 10_000}
 
 SCENARIOS: dict[str, Callable[..., None]] = {
     "lifecycle": _lifecycle,
-    "unfinished": _unfinished,
+    "unfinished": _one_trial("unfinished", TrialStatus.UNFINISHED),
     "paused_and_resumed": _paused_and_resumed,
     "restored_in_a_new_process": _restored_in_a_new_process,
-    "odd_values": _odd_values,
+    "odd_values": _one_trial("odd_values", TrialStatus.COMPLETED, ODD_VALUES, _ODD_CONFIG),
 }

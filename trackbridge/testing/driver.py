@@ -7,11 +7,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from trackbridge.dispatch import Dispatcher
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
-from trackbridge.loading import resolve
+from trackbridge.ledger import PluginStats
 from trackbridge.markers import hookimpl
-from trackbridge.values import flatten
+from trackbridge.testing.script import LifecycleScript, make_trial
 
 
 @dataclass
@@ -35,16 +34,7 @@ def scripted_trial(
     error: str | None = None,
     local_path: str | None = None,
 ) -> ScriptedTrial:
-    nested = dict(config or {})
-    info = TrialInfo(
-        trial_id=trial_id,
-        trial_name=f"scripted_{trial_id}",
-        experiment_name=experiment_name,
-        config=flatten(nested),
-        nested_config=nested,
-        local_path=local_path,
-        path=local_path,
-    )
+    info = make_trial(trial_id, config=config, experiment_name=experiment_name, directory=local_path)
     return ScriptedTrial(info, list(results), dict(checkpoints or {}), status, error)
 
 
@@ -55,36 +45,22 @@ def drive(
     experiment: ExperimentInfo | None = None,
     flush_interval: float = 0.0,
     timeout: float = 120.0,
-) -> Any:
-    """Run ``plugin`` through setup, experiment start, each trial (in turn), and experiment end.
+) -> PluginStats:
+    """Run ``plugin`` through setup, experiment start, each trial in turn (start, results at steps 1..N,
+    checkpoints, completion), and experiment end, through the core's own dispatcher.
 
-    Returns the dispatcher's stats for the plugin (delivered / failed counts)."""
+    Returns the plugin's delivery counts (delivered / failed / dropped)."""
     trials = list(trials)
     experiment = experiment or ExperimentInfo(name=trials[0].info.experiment_name if trials else "scripted")
-    dispatcher = Dispatcher(resolve([plugin]), flush_interval=flush_interval)
-    dispatcher.start()
-    dispatcher.submit("trackbridge_setup", {})
-    dispatcher.submit("trackbridge_experiment_start", {"experiment": experiment})
+    script = LifecycleScript(experiment)
     for t in trials:
-        tid = t.info.trial_id
-        dispatcher.submit("trackbridge_trial_start", {"trial": t.info, "resumed": False, "last_step": None}, tid)
+        script.start(t.info)
         for step, result in enumerate(t.results, start=1):
-            metrics = flatten(dict(result))
-            dispatcher.submit(
-                "trackbridge_trial_result",
-                {"trial": t.info, "step": step, "metrics": metrics, "timestamp": time.time()},
-                tid,
-            )
+            script.result(t.info, step, result)
             if step in t.checkpoints:
-                dispatcher.submit(
-                    "trackbridge_trial_checkpoint",
-                    {"trial": t.info, "checkpoint": CheckpointInfo(path=t.checkpoints[step], step=step, metrics=metrics)},
-                    tid,
-                )
-        dispatcher.submit("trackbridge_trial_complete", {"trial": t.info, "status": t.status, "error": t.error}, tid)
-    dispatcher.submit("trackbridge_experiment_end", {"experiment": experiment})
-    dispatcher.close(timeout)
-    return dispatcher.stats()[0]
+                script.checkpoint(t.info, step, t.checkpoints[step], result)
+        script.complete(t.info, t.status, t.error)
+    return script.play(plugin, flush_interval=flush_interval, timeout=timeout)
 
 
 class RecordingPlugin:

@@ -1,0 +1,177 @@
+"""Run a plugin in a process of its own (``TrackBridgeCallback(isolate=[...])``).
+
+Why: a plugin thread in Tune's driver shares the driver's memory and its interpreter lock. A tracker SDK
+that is heavy to import (MLflow and SQLAlchemy: ~40-60 MiB) or busy in Python (building protobufs, SQL)
+then costs the driver memory and slows Tune's loop at scale. An isolated plugin's SDK is imported and run in
+a child process: the driver only pickles calls in batches and sends them over a socket.
+
+How: on the driver, ``ProcessTransport`` is the transport of an ordinary ``PluginWorker``: the worker thread
+sends each batch to the child and waits until it is taken (so backpressure reaches Tune exactly as with a
+thread), and at the end asks the child to drain and takes its counts. The worker thread is the only user
+of the connection. The child (``python -m trackbridge.process_transport``, started with ``subprocess``, so
+the user's main module is never re-imported) runs an ordinary in-thread worker around the plugin: same
+ordering, flushing, retries, error isolation and counting. A child that dies is reported, and every call it
+did not take is counted as dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Connection
+from typing import Any, Sequence
+
+from trackbridge.calls import HookCall
+from trackbridge.ledger import DeliveryLedger
+from trackbridge.loading import LoadedPlugin, resolve
+from trackbridge.transport import DeliveryOptions, Transport
+from trackbridge.worker import PluginWorker, thread_worker
+
+logger = logging.getLogger("trackbridge")
+
+BATCH_SIZE = 1000
+
+
+def _serializer() -> Any:
+    try:  # cloudpickle carries plugin classes defined in the user's __main__ too
+        from ray import cloudpickle
+
+        return cloudpickle
+    except ImportError:  # pragma: no cover - Ray is a dependency
+        return pickle
+
+
+class ProcessTransport(Transport):
+    """The driver's end of an isolated plugin."""
+
+    batch_size = BATCH_SIZE
+
+    def __init__(self, plugin: LoadedPlugin, ledger: DeliveryLedger, options: DeliveryOptions) -> None:
+        self._plugin = plugin
+        self._ledger = ledger
+        self._options = options
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+
+    def start(self) -> None:
+        parent_sock, child_sock = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "trackbridge.process_transport", str(child_sock.fileno())],
+            pass_fds=(child_sock.fileno(),),
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        child_sock.close()
+        self._conn = Connection(parent_sock.detach())
+        self._conn.send_bytes(_serializer().dumps((self._plugin.request, self._options)))
+
+    def deliver(self, calls: Sequence[HookCall]) -> None:
+        if self._conn is None:
+            self._ledger.dropped(len(calls))
+            return
+        self._ledger.lag(time.monotonic() - calls[0].emitted)
+        try:
+            self._conn.send(("calls", list(calls)))
+            _, error = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            self._child_died(exc, len(calls))
+            return
+        self._note_error(error)
+
+    def finish(self, deadline: float | None) -> bool:
+        """Ask the child to drain and close, take its counts into ours, and reap it."""
+        conn, process = self._conn, self._process
+        if conn is None or process is None:
+            return False
+        finished = False
+        try:
+            if process.poll() is None:
+                timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
+                conn.send(("close", timeout))
+                _, child_stats, finished, error = conn.recv()
+                self._note_error(error)
+                self._ledger.merge(child_stats)
+        except (EOFError, OSError) as exc:
+            self._child_died(exc, 0)
+        finally:
+            conn.close()
+            self._conn = None
+            self._reap(process)
+        return bool(finished)
+
+    def abort(self) -> None:
+        """The drain timed out: kill the child (its undelivered calls were counted by the worker)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+
+    def _reap(self, process: subprocess.Popen[bytes]) -> None:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+    def _child_died(self, exc: BaseException, lost: int) -> None:
+        code = None
+        if self._process is not None:
+            try:
+                code = self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._ledger.dropped(lost)
+        self._ledger.disable(f"its process died ({type(exc).__name__}; exit code {code})")
+
+    def _note_error(self, error: tuple[str, str | None, str] | None) -> None:
+        if error:
+            hook, trial_id, text = error
+            self._ledger.note_error(hook, trial_id, RuntimeError(text))
+
+
+# --------------------------------------------------------------------------------------- the child
+def _error_of(worker: PluginWorker) -> tuple[str, str | None, str] | None:
+    if worker.ledger.first_error is None:
+        return None
+    _, hook, trial_id, exc = worker.ledger.first_error
+    return (hook, trial_id, f"{type(exc).__name__}: {exc}")
+
+
+def child_main(fd: int) -> int:
+    """Run one plugin for the driver on the other end of socket ``fd``."""
+    # Ctrl+C in a terminal reaches the whole process group; the driver handles it and drains this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    conn = Connection(fd)
+    request, options = pickle.loads(conn.recv_bytes())
+    [plugin] = resolve([request])
+    worker = thread_worker(plugin, options)
+    worker.start()
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the driver is gone: deliver what we have, then stop
+            worker.close(60)
+            return 1
+        if message[0] == "calls":
+            for call in message[1]:
+                worker.submit(call)  # blocks while our queue is full: backpressure
+            conn.send(("ack", _error_of(worker)))
+        elif message[0] == "close":
+            finished = worker.close(message[1])
+            conn.send(("stats", worker.ledger.stats.as_dict(), finished, _error_of(worker)))
+            conn.close()
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(int(sys.argv[1])))

@@ -1,0 +1,77 @@
+"""The callback's own options, validated once on the user's thread (plugin options live with each plugin)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from trackbridge.transport import DeliveryOptions
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    """Everything ``TrackBridgeCallback(...)`` takes besides ``plugins`` (see its docstring)."""
+
+    excludes: tuple[str, ...] = ()
+    include_auto_metrics: bool = False
+    redact_enabled: bool = True
+    #: Patterns added to ``secrets.SECRET_PATTERNS`` for config redaction.
+    redact_extra: tuple[str, ...] = ()
+    delivery: DeliveryOptions = DeliveryOptions()
+    drain_timeout: float | None = 600.0
+    fail_fast: bool = False
+    #: Names of the plugins that run in processes of their own.
+    isolate: tuple[str, ...] = ()
+
+
+def parse_settings(
+    plugin_names: Sequence[str],
+    *,
+    excludes: Iterable[str],
+    include_auto_metrics: bool,
+    redact: bool | Sequence[str],
+    queue_size: int,
+    flush_interval: float,
+    drain_timeout: float | None,
+    stuck_timeout: float,
+    max_retries: int,
+    retry_backoff: float,
+    fail_fast: bool,
+    isolate: bool | Iterable[str],
+) -> CallbackSettings:
+    """Validate the callback's options; raises ``TypeError``/``ValueError`` naming the bad one."""
+    if isinstance(redact, str):
+        raise TypeError("trackbridge: redact= takes True, False or a list of glob patterns")
+    redact_enabled = redact is not False and redact is not None
+    redact_extra = () if isinstance(redact, bool) or redact is None else tuple(str(p) for p in redact)
+    if queue_size < 1:
+        raise ValueError("trackbridge: queue_size must be at least 1")
+    if flush_interval < 0:
+        raise ValueError("trackbridge: flush_interval must not be negative")
+    names = list(plugin_names)
+    if isolate is True:
+        isolated: tuple[str, ...] = tuple(names)
+    elif not isolate:
+        isolated = ()
+    else:
+        requested = [isolate] if isinstance(isolate, str) else list(isolate)
+        unknown = sorted(set(requested) - set(names))
+        if unknown:
+            raise ValueError(f"trackbridge: isolate= names {unknown} that are not among the plugins {names}")
+        isolated = tuple(requested)
+    return CallbackSettings(
+        excludes=tuple(str(e) for e in excludes),
+        include_auto_metrics=bool(include_auto_metrics),
+        redact_enabled=redact_enabled,
+        redact_extra=redact_extra,
+        delivery=DeliveryOptions(
+            queue_size=int(queue_size),
+            flush_interval=float(flush_interval),
+            stuck_timeout=float(stuck_timeout),
+            max_retries=int(max_retries),
+            retry_backoff=float(retry_backoff),
+        ),
+        drain_timeout=drain_timeout,
+        fail_fast=bool(fail_fast),
+        isolate=isolated,
+    )

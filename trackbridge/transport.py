@@ -1,0 +1,62 @@
+"""How a plugin's worker hands events to its plugin: the small interface both deliveries implement.
+
+- ``thread_transport.ThreadTransport``: calls the plugin's hooks on the worker's own thread (the default).
+- ``process_transport.ProcessTransport``: sends them, in batches, to the plugin running in a child
+  process (``isolate=``), which delivers them with a ``ThreadTransport`` of its own.
+
+The worker (``worker.PluginWorker``) owns the queue, the thread and the backpressure; every method below
+is called on the worker's thread only, one at a time, so a transport needs no locks of its own.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+from trackbridge.calls import HookCall
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """How each plugin's events are queued and delivered (the callback's options of the same names)."""
+
+    queue_size: int = 10_000
+    flush_interval: float = 0.5
+    stuck_timeout: float = 300.0
+    max_retries: int = 3
+    retry_backoff: float = 0.5
+    #: After this many failed calls in a row the plugin is disabled for the rest of the run.
+    max_consecutive_failures: int = 100
+
+
+class Transport(ABC):
+    """Delivers the calls of one plugin, in order."""
+
+    #: How many queued calls the worker may hand over in one ``deliver``.
+    batch_size: int = 1
+
+    def start(self) -> None:
+        """Prepare (e.g. start a child process); called on the caller's thread before the worker starts."""
+
+    @abstractmethod
+    def deliver(self, calls: Sequence[HookCall]) -> None:
+        """Deliver ``calls`` in order; count every outcome in the ledger; never raise."""
+
+    def flush_due(self) -> float | None:
+        """``time.monotonic()`` at which ``flush`` should run if no call arrives before (None: never)."""
+        return None
+
+    def flush(self) -> None:
+        """The queue stayed empty until ``flush_due``: write what is buffered."""
+
+    def idle(self) -> None:
+        """The queue is empty after a ``deliver``: flush if it is time."""
+
+    @abstractmethod
+    def finish(self, deadline: float | None) -> bool:
+        """Every call has been delivered: flush, finish, collect counts. False if not finished by
+        ``deadline`` (a ``time.monotonic()`` value, None: no limit)."""
+
+    def abort(self) -> None:
+        """The drain timed out while ``deliver`` or ``finish`` still runs: release what can be released."""

@@ -1,0 +1,140 @@
+"""The Ray-free state machine of an experiment's trials: lifecycle order, resumes, replays, config changes.
+
+The Tune callback (and later other sources: in-trial logging, Ray Train) feeds it plain values; it decides
+which hook calls follow and emits them through a ``HookEmitter``:
+
+- a trial's first start is ``resumed=False``; every later start (pause/resume, retry, ``Tuner.restore``) is
+  ``resumed=True`` with the last delivered step, followed by ``trial_config_update`` when the config changed;
+- a result at or below the last delivered step is a replay and is skipped (counted), and so is the
+  checkpoint of a replayed step;
+- a trial completes once per start; trials still open when the experiment ends complete as UNFINISHED.
+
+``snapshot``/``restore`` carry what a restored experiment needs (last steps, configs) through Tune's
+experiment checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from trackbridge.calls import HookEmitter
+from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
+
+_MISSING = object()
+
+
+@dataclass
+class TrialState:
+    """What the machine knows about one trial."""
+
+    info: TrialInfo
+    last_step: int | None = None
+    #: Started and not yet completed.
+    open: bool = False
+    last_metrics: Mapping[str, Any] | None = None
+    last_metrics_step: int | None = None
+    #: The last result was a replay of an already delivered step.
+    replaying: bool = False
+
+
+class TrialStateMachine:
+    """Turns lifecycle facts about trials into hook calls, in the order the specification promises."""
+
+    def __init__(self, emit: HookEmitter) -> None:
+        self._emit = emit
+        self.trials: dict[str, TrialState] = {}
+        self.experiment: ExperimentInfo | None = None
+        #: Results (and their checkpoints) not delivered because their step had been delivered before.
+        self.skipped_replays = 0
+
+    # ------------------------------------------------------------------ experiment
+    def begin_experiment(self, experiment: ExperimentInfo) -> None:
+        if self.experiment is None:
+            self.experiment = experiment
+            self._emit.experiment_start(experiment)
+
+    def end_experiment(self) -> None:
+        """Complete every open trial as UNFINISHED (Tune sends nothing for them), then end the experiment."""
+        for state in self.trials.values():
+            if state.open:
+                state.open = False
+                self._emit.trial_complete(state.info, TrialStatus.UNFINISHED, None)
+        if self.experiment is not None:
+            self._emit.experiment_end(self.experiment)
+
+    # ------------------------------------------------------------------ trials
+    def is_open(self, trial_id: str) -> bool:
+        state = self.trials.get(trial_id)
+        return state is not None and state.open
+
+    def start(self, info: TrialInfo) -> None:
+        """The trial starts, or starts again (pause/resume, retry, restore)."""
+        state = self.trials.get(info.trial_id)
+        resumed = state is not None
+        if state is None:
+            state = self.trials[info.trial_id] = TrialState(info=info)
+        old_config = state.info.config
+        state.info = info
+        state.open = True
+        self._emit.trial_start(info, resumed, state.last_step)
+        if resumed and old_config and dict(old_config) != dict(info.config):
+            changes = {k: v for k, v in info.config.items() if old_config.get(k, _MISSING) != v}
+            if changes:
+                self._emit.trial_config_update(info, state.last_step, changes)
+
+    def result(self, trial_id: str, step: int | None, metrics: Mapping[str, Any]) -> bool:
+        """A result of an open trial; ``step`` None means "the next one". False when skipped as a replay."""
+        state = self.trials[trial_id]
+        if step is None:
+            step = (state.last_step or 0) + 1
+        if state.last_step is not None and step <= state.last_step:
+            self.skipped_replays += 1
+            state.replaying = True
+            return False
+        state.replaying = False
+        state.last_step = step
+        state.last_metrics, state.last_metrics_step = metrics, step
+        self._emit.trial_result(state.info, step, metrics)
+        return True
+
+    def checkpoint(self, trial_id: str, path: str, filesystem: Any = None) -> bool:
+        """A checkpoint of an open trial, belonging to its last result. False when skipped as a replay."""
+        state = self.trials[trial_id]
+        if state.replaying:  # its step was delivered (with its checkpoint) before
+            self.skipped_replays += 1
+            return False
+        checkpoint = CheckpointInfo(
+            path=path, filesystem=filesystem, step=state.last_metrics_step, metrics=state.last_metrics or {}
+        )
+        self._emit.trial_checkpoint(state.info, checkpoint)
+        return True
+
+    def complete(self, info: TrialInfo, status: TrialStatus, error: str | None) -> None:
+        """The trial ended. A trial never seen starting is started first; one already completed is ignored."""
+        state = self.trials.get(info.trial_id)
+        if state is None:
+            state = self.trials[info.trial_id] = TrialState(info=info)
+            self._emit.trial_start(info, False, None)
+        elif not state.open:
+            return
+        state.open = False
+        self._emit.trial_complete(state.info, status, error)
+
+    # ------------------------------------------------------------------ Tune's experiment checkpoint
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment.name if self.experiment else None,
+            "trials": {
+                # the config too, so a trial that comes back changed after a restore gets its config_update
+                tid: {"last_step": s.last_step, "open": s.open, "config": dict(s.info.config)}
+                for tid, s in self.trials.items()
+            },
+        }
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        for tid, saved in (snapshot.get("trials") or {}).items():
+            if tid not in self.trials:
+                # A placeholder; the trial's full info arrives with its next start.
+                placeholder = TrialInfo(trial_id=tid, trial_name=tid, experiment_name="", config=saved.get("config") or {})
+                self.trials[tid] = TrialState(info=placeholder, last_step=saved.get("last_step"))
