@@ -8,7 +8,8 @@ waiting on a plugin (except backpressure when a plugin's queue is full).
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ray.tune import Callback
 

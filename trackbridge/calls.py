@@ -9,8 +9,9 @@ not have. A misspelt hook is an error, never a silent no-op.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from trackbridge import hookspecs
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus

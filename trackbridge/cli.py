@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from trackbridge.discovery import implemented_hooks, install_hint, installed_plugins, missing_requirements
 

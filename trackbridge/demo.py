@@ -12,12 +12,13 @@ import os
 import random
 import tempfile
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from trackbridge.discovery import load_target, usable_plugin_names
 
 
-def demo_trainable(config: dict) -> None:
+def demo_trainable(config: dict[str, Any]) -> None:
     """A toy 'training': a noisy loss that decays at a rate set by the learning rate."""
     from ray import tune
 
@@ -75,8 +76,9 @@ def run_demo(plugins: Sequence[str] | None, trials: int, results: int, directory
     grid = tuner.fit()
     elapsed = time.monotonic() - started
     best = grid.get_best_result()
-    print(f"\nTuner.fit() took {elapsed:.1f}s; best trial lr={best.config['lr']:.2f} loss={best.metrics['loss']:.4f}")
-    report = callback.report or {}
+    best_config, best_metrics = best.config or {}, best.metrics or {}
+    print(f"\nTuner.fit() took {elapsed:.1f}s; best trial lr={best_config['lr']:.2f} loss={best_metrics['loss']:.4f}")
+    report: dict[str, Any] = callback.report or {}
     print("\nDelivered per plugin:")
     for row in report.get("plugins", []):
         print(f"  {row['plugin']:<12} delivered={row['delivered']} failed={row['failed']} dropped={row['dropped']}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from trackbridge.calls import HookCall
 from trackbridge.ledger import DeliveryLedger, FirstError, PluginStats

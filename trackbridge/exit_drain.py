@@ -15,7 +15,7 @@ class Closable(Protocol):
     def close(self) -> object: ...
 
 
-_live: "weakref.WeakSet[Closable]" = weakref.WeakSet()  # type: ignore[type-var]
+_live: weakref.WeakSet[Closable] = weakref.WeakSet()
 
 
 def register(obj: Closable) -> None:

@@ -42,7 +42,8 @@ handles, because Tune pickles the callback before the run. Open resources in ``t
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
 from trackbridge.markers import PROJECT_NAME, hookspec

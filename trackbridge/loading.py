@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import inspect
 import types
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, TypeAlias
 
 import pluggy
 
@@ -21,7 +22,7 @@ from trackbridge.markers import PROJECT_NAME
 from trackbridge.secrets import without_secrets
 
 #: ``plugins=`` as users give it: names, a dict of names to options, plugin objects, or a mix.
-PluginsArgument = Union[Mapping[str, Union[Mapping[str, Any], None]], Sequence[Any], str, object]
+PluginsArgument: TypeAlias = Mapping[str, Mapping[str, Any] | None] | Sequence[Any] | str | object
 
 
 @dataclass

@@ -23,10 +23,11 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable, Mapping
 from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence as AbcSequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from trackbridge.secrets import is_secret_key, mask_uri, strip_uri_credentials
 
@@ -136,7 +137,10 @@ class PluginOptions:
                 raise TypeError(unknown_option_message(plugin, name, sorted(known)))
             spec = cls.spec(name)
             if spec.convert is not None and value is not None:
-                value = spec.convert(value)
+                try:
+                    value = spec.convert(value)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"option {name!r} of plugin {plugin!r}: {exc}") from exc
             tp = hints.get(name, Any)
             if not _accepts(tp, value):
                 raise TypeError(

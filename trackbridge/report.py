@@ -6,10 +6,11 @@ import json
 import logging
 import os
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from trackbridge.ledger import PluginStats
 from trackbridge.events import ExperimentInfo
+from trackbridge.ledger import PluginStats
 
 logger = logging.getLogger("trackbridge")
 REPORT_FILE = "trackbridge_report.json"

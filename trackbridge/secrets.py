@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 REDACTED = "***REDACTED***"
 

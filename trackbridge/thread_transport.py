@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from trackbridge.calls import EXPERIMENT_END, FLUSH, SETUP, TRIAL_COMPLETE, HookCall
 from trackbridge.errors import TransientError

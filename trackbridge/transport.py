@@ -11,8 +11,8 @@ is called on the worker's thread only, one at a time, so a transport needs no lo
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from trackbridge.calls import HookCall
 

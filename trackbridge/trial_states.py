@@ -15,8 +15,9 @@ experiment checkpoint.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from trackbridge.calls import HookEmitter
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus

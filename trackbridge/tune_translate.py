@@ -9,7 +9,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ray.tune.result import AUTO_RESULT_KEYS
 

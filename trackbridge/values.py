@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import numbers
 import threading
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 logger = logging.getLogger("trackbridge")
 

@@ -14,14 +14,13 @@ reader of what the tracker stored, checks that nothing was lost, duplicated or m
 
 from __future__ import annotations
 
+from trackbridge.testing.conformance import ConformanceReport, StoredRuns, check_plugin
 from trackbridge.testing.driver import (
     RecordingPlugin,
     ScriptedTrial,
     drive,
     scripted_trial,
 )
-
-from trackbridge.testing.conformance import ConformanceReport, StoredRuns, check_plugin
 
 __all__ = [
     "ConformanceReport",

@@ -17,11 +17,13 @@ metric ``loss`` at exactly the steps sent, ending with the status sent (if your 
 
 from __future__ import annotations
 
+import functools
 import math
 import pickle
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from trackbridge.events import ExperimentInfo, TrialInfo, TrialStatus
 from trackbridge.ledger import PluginStats
@@ -143,7 +145,7 @@ def check_plugin(
     results = []
     for name, scenario in SCENARIOS.items():
         if name in chosen:
-            results.append(_scenario(name, root / name, lambda d, p, s=scenario: s(make_plugin, read_back, d, p)))
+            results.append(_scenario(name, root / name, functools.partial(scenario, make_plugin, read_back)))
     return ConformanceReport(results)
 
 
@@ -152,9 +154,11 @@ def _lifecycle(make_plugin: PluginFactory, read_back: Reader | None, d: Path, pr
     """Two trials interleaved: results, a checkpoint, one completes, one fails."""
     s = _Scenario("conformance_lifecycle", d)
     a, b = s.trial("a"), s.trial("b", {"lr": 0.1})
-    s.script.start(a), s.script.start(b)
+    s.script.start(a)
+    s.script.start(b)
     for step in range(1, 6):
-        s.results(a, [step]), s.results(b, [step])
+        s.results(a, [step])
+        s.results(b, [step])
         if step == 3:
             s.script.write_checkpoint(a, step, d)
     s.script.complete(a, TrialStatus.COMPLETED)

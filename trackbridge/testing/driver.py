@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
 from trackbridge.ledger import PluginStats
@@ -74,7 +75,7 @@ class RecordingPlugin:
     def __init__(self, name: str = "recorder", sleep: float = 0.0) -> None:
         self.name = name
         self.sleep = float(sleep)
-        self.events: list[tuple] = []
+        self.events: list[tuple[Any, ...]] = []
         self.thread_names: set[str] = set()
         self._lock = threading.Lock()
 
@@ -131,8 +132,8 @@ class RecordingPlugin:
         self._record("experiment_end", experiment.name)
 
     # -- views used by tests
-    def by_trial(self) -> dict[str, list[tuple]]:
-        out: dict[str, list[tuple]] = {}
+    def by_trial(self) -> dict[str, list[tuple[Any, ...]]]:
+        out: dict[str, list[tuple[Any, ...]]] = {}
         for event in self.events:
             if event[0] in ("trial_start", "config_update", "result", "checkpoint", "complete"):
                 out.setdefault(event[1], []).append(event)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from trackbridge.calls import HookCall, HookEmitter
 from trackbridge.dispatch import Dispatcher
