@@ -9,11 +9,10 @@ import time
 from trackbridge import hookimpl
 import pytest
 
-from trackbridge.calls import HookCall, HookEmitter
-from trackbridge.dispatch import Dispatcher
+from trackbridge.delivery import Dispatcher, HookEmitter
 from trackbridge.events import ExperimentInfo, TrialInfo, TrialStatus
 from trackbridge.loading import resolve
-from trackbridge.transport import DeliveryOptions
+from trackbridge.transport import DeliveryOptions, HookCall
 from trackbridge.testing import RecordingPlugin, drive, scripted_trial
 
 

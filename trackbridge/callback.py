@@ -14,10 +14,10 @@ from typing import Any
 from ray.tune import Callback
 
 from trackbridge import exit_drain, loading
-from trackbridge.calls import HookEmitter
-from trackbridge.dispatch import Dispatcher
+from trackbridge.delivery import Dispatcher, HookEmitter
 from trackbridge.errors import TrackerFailure
 from trackbridge.events import TrialStatus
+from trackbridge.process_transport import transport_for
 from trackbridge.report import write_report
 from trackbridge.settings import CallbackSettings, parse_settings
 from trackbridge.trial_states import TrialStateMachine
@@ -145,7 +145,9 @@ class TrackBridgeCallback(Callback):
     def _running(self) -> TrialStateMachine:
         """The state machine of the current ``fit()``; starts the plugins' workers on first use."""
         if self._machine is None:
-            dispatcher = Dispatcher(self._plugins(), self._settings.delivery, isolate=self._settings.isolate)
+            dispatcher = Dispatcher(
+                self._plugins(), self._settings.delivery, transport_for=transport_for(self._settings.isolate)
+            )
             dispatcher.start()
             emit = HookEmitter(dispatcher.submit)
             emit.setup()

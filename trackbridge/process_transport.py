@@ -24,15 +24,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from trackbridge.calls import HookCall
+from trackbridge.delivery import PluginWorker, TransportFactory, plugin_worker
 from trackbridge.ledger import DeliveryLedger
 from trackbridge.loading import LoadedPlugin, resolve
-from trackbridge.transport import DeliveryOptions, Transport
-from trackbridge.worker import PluginWorker, thread_worker
+from trackbridge.thread_transport import ThreadTransport
+from trackbridge.transport import DeliveryOptions, HookCall, Transport
 
 logger = logging.getLogger("trackbridge")
 
@@ -139,6 +139,17 @@ class ProcessTransport(Transport):
             self._ledger.note_error(hook, trial_id, RuntimeError(text))
 
 
+def transport_for(isolated: Iterable[str]) -> TransportFactory:
+    """The transports of a run: a process for each plugin named in ``isolated``, in-thread for the others."""
+    names = frozenset(isolated)
+
+    def make(plugin: LoadedPlugin, ledger: DeliveryLedger, options: DeliveryOptions) -> Transport:
+        cls = ProcessTransport if plugin.name in names else ThreadTransport
+        return cls(plugin, ledger, options)
+
+    return make
+
+
 # --------------------------------------------------------------------------------------- the child
 def _error_of(worker: PluginWorker) -> tuple[str, str | None, str] | None:
     if worker.ledger.first_error is None:
@@ -155,7 +166,7 @@ def child_main(fd: int) -> int:
     conn = Connection(fd)
     request, options = pickle.loads(conn.recv_bytes())
     [plugin] = resolve([request])
-    worker = thread_worker(plugin, options)
+    worker = plugin_worker(plugin, options)
     worker.start()
     while True:
         try:

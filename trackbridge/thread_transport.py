@@ -13,11 +13,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trackbridge.calls import EXPERIMENT_END, FLUSH, SETUP, TRIAL_COMPLETE, HookCall
 from trackbridge.errors import TransientError
 from trackbridge.ledger import DeliveryLedger
 from trackbridge.loading import LoadedPlugin
-from trackbridge.transport import DeliveryOptions, Transport
+from trackbridge.transport import EXPERIMENT_END, FLUSH, SETUP, TRIAL_COMPLETE, DeliveryOptions, HookCall, Transport
 
 logger = logging.getLogger("trackbridge")
 

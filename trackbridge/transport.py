@@ -1,20 +1,51 @@
-"""How a plugin's worker hands events to its plugin: the small interface both deliveries implement.
+"""What travels to a plugin (``HookCall``) and the small interface both deliveries implement (``Transport``).
 
 - ``thread_transport.ThreadTransport``: calls the plugin's hooks on the worker's own thread (the default).
 - ``process_transport.ProcessTransport``: sends them, in batches, to the plugin running in a child
   process (``isolate=``), which delivers them with a ``ThreadTransport`` of its own.
 
-The worker (``worker.PluginWorker``) owns the queue, the thread and the backpressure; every method below
+The worker (``delivery.PluginWorker``) owns the queue, the thread and the backpressure; every method below
 is called on the worker's thread only, one at a time, so a transport needs no locks of its own.
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from trackbridge.calls import HookCall
+from trackbridge import hookspecs
+
+#: The hook names, taken from the specification's own functions (never typed by hand).
+SETUP = hookspecs.trackbridge_setup.__name__
+EXPERIMENT_START = hookspecs.trackbridge_experiment_start.__name__
+TRIAL_START = hookspecs.trackbridge_trial_start.__name__
+TRIAL_CONFIG_UPDATE = hookspecs.trackbridge_trial_config_update.__name__
+TRIAL_RESULT = hookspecs.trackbridge_trial_result.__name__
+TRIAL_CHECKPOINT = hookspecs.trackbridge_trial_checkpoint.__name__
+TRIAL_COMPLETE = hookspecs.trackbridge_trial_complete.__name__
+FLUSH = hookspecs.trackbridge_flush.__name__
+EXPERIMENT_END = hookspecs.trackbridge_experiment_end.__name__
+
+
+@dataclass(frozen=True)
+class HookCall:
+    """One hook call on its way to a plugin: the hook, its keyword arguments, the trial it concerns.
+
+    Picklable (a plugin may run in a process of its own), and checked against the specification.
+    """
+
+    hook: str
+    kwargs: Mapping[str, Any]
+    trial_id: str | None = None
+    #: ``time.monotonic()`` when it was emitted (for the lag in the delivery report).
+    emitted: float = field(default_factory=time.monotonic, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.hook not in hookspecs.ALL_HOOKS:
+            raise ValueError(f"trackbridge: {self.hook!r} is not a hook of the specification ({', '.join(hookspecs.ALL_HOOKS)})")
 
 
 @dataclass(frozen=True)

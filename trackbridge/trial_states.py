@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trackbridge.calls import HookEmitter
+from trackbridge.delivery import HookEmitter
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
 
 _MISSING = object()

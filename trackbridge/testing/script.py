@@ -13,12 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trackbridge.calls import HookCall, HookEmitter
-from trackbridge.dispatch import Dispatcher
+from trackbridge.delivery import Dispatcher, HookEmitter
 from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
 from trackbridge.ledger import PluginStats
 from trackbridge.loading import resolve
-from trackbridge.transport import DeliveryOptions
+from trackbridge.transport import DeliveryOptions, HookCall
 from trackbridge.values import flatten
 
 
