@@ -4,8 +4,9 @@
 
     drive(MyPlugin(), [scripted_trial("t1", results=[{"loss": 1.0}, {"loss": 0.5}])])
 
-``drive`` calls the hooks exactly as TrackBridge's worker does (same order, same thread for every call, flush
-before completion), so a plugin that passes here behaves the same under a real Tune run.
+``drive`` delivers through the core's own dispatcher (one worker thread, the core's ordering and flushes),
+but sends one simple lifecycle per trial, trials one after the other: no pauses, restores, config updates
+or interleaving. It is a quick check, not a substitute for one real Tune run.
 
 ``check_plugin`` (the conformance kit) runs a plugin through every lifecycle the hook contract promises
 (interleaved trials, failure, unfinished, pause/resume, restore in a new process, odd values) and, given a
