@@ -45,7 +45,8 @@ def tune_logger_probably_active() -> bool:
 WARNING = (
     "Ray Tune's own TensorBoard logger (TBXLoggerCallback) is active and writes every result a second time "
     "(as ray/tune/<metric>) into the same trial directories, so TensorBoard would show each scalar twice. "
-    "Add trackbridge_tensorboard.SuppressTuneTBXLogger() to RunConfig(callbacks=[...]) (keeps Tune's CSV/JSON "
+    "Add trackbridge_tensorboard.SuppressTuneTBXLogger() to RunConfig(callbacks=[...]), e.g. with "
+    "callbacks=[bridge, *bridge.companion_callbacks()] (keeps Tune's CSV/JSON "
     "logs), or set TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1 (disables all of Tune's auto loggers), or give the "
     "plugin its own logdir= option."
 )
