@@ -125,6 +125,17 @@ def test_options_are_validated_and_the_token_never_pickled():
         MlflowPlugin(save_artifact="yes")
     with pytest.raises(TypeError):
         MlflowPlugin(no_such_option=1)
+    with pytest.raises(TypeError, match="did you mean 'tracking_uri'"):
+        MlflowPlugin(trackinguri="sqlite:///x.db")
+    for name in ("tracking_uri", "registry_uri", "experiment_name", "tracking_token", "artifact_location"):
+        with pytest.raises(ValueError, match="must not be empty"):
+            MlflowPlugin(**{name: " "})
+    with pytest.raises(ValueError):
+        MlflowPlugin(flush_retries=-1)
+    with pytest.raises(TypeError):
+        MlflowPlugin(flush_retries=True)
+    assert MlflowPlugin(tags={"n": 1, 2: None}).options.tags == {"n": "1", "2": "None"}
+    assert MlflowPlugin(tags=None).options.tags == {}
     plugin = MlflowPlugin(tracking_uri="http://user:pw@host:5000", tracking_token="s3cr3t-token", tags={"team": "a"})
     assert "s3cr3t" not in repr(plugin) and "pw" not in repr(plugin)
     blob = pickle.dumps(plugin)
@@ -134,6 +145,21 @@ def test_options_are_validated_and_the_token_never_pickled():
     # a named plugin in a callback: what Tune writes into tuner.pkl has no token either
     callback = TrackBridgeCallback(plugins={"mlflow": {"tracking_token": "s3cr3t-token"}})
     assert b"s3cr3t-token" not in pickle.dumps(callback)
+
+
+def test_tool_hints_offline_store_and_view_command(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert MlflowPlugin.offline_options(str(tmp_path)) == {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"}
+    # REST stores open without connecting (a SQLite store opened here would keep ./mlruns as artifact root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    assert MlflowPlugin.offline_options(str(tmp_path)) == {}  # the user's own choice wins
+    plugin = MlflowPlugin(tracking_uri="http://user:pw@127.0.0.1:9")
+    assert plugin.view_command(None) is None  # nothing resolved before setup
+    plugin.trackbridge_setup()
+    assert plugin.view_command(None) == "mlflow ui --backend-store-uri 'http://***@127.0.0.1:9'"
+    plugin = MlflowPlugin()
+    plugin.trackbridge_setup()  # no option: $MLFLOW_TRACKING_URI
+    assert plugin.view_command(None) == "mlflow ui --backend-store-uri http://127.0.0.1:9"
 
 
 # --------------------------------------------------------------------------- driven without Ray, real store

@@ -1,10 +1,12 @@
 """TrackBridge's MLflow plugin: every Tune trial as one MLflow run (see docs/mlflow.md).
 
-Modules: ``plugin`` (the hooks), ``options`` (validated options), ``limits`` (MLflow's name and value
-limits and how keys are sanitised), ``buffer`` (batched metric writes with bounded retries), ``store``
-(client, experiment, finding a trial's existing run). MLflow itself is imported lazily, in
-``trackbridge_setup``.
+Modules: ``plugin`` (the hooks, on the ``TrackerPlugin`` base), ``options`` (the declared options),
+``writer`` (a run's params, config changes, tags and end), ``limits`` (MLflow's name and value limits and how
+keys are sanitised), ``buffer`` (batched metric writes with bounded retries), ``store`` (client, experiment,
+finding a trial's existing run). MLflow itself is imported lazily, in ``trackbridge_setup``.
 """
+
+from __future__ import annotations
 
 from trackbridge_mlflow.plugin import MlflowPlugin
 

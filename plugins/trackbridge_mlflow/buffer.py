@@ -7,8 +7,9 @@ every failure is raised (after the other runs have been written) so the core cou
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from trackbridge_mlflow.limits import chunked
 

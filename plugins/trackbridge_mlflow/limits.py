@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -36,10 +37,9 @@ class Limits:
     tag_value_length: int = 8000
     params_tags_per_batch: int = 100
     metrics_per_batch: int = 1000
-    entities_per_batch: int = 1000
 
     @classmethod
-    def from_mlflow(cls) -> "Limits":
+    def from_mlflow(cls) -> Limits:
         """The limits of the installed MLflow (falls back to the defaults for a constant it lacks)."""
         try:
             from mlflow.utils import validation as v
@@ -52,7 +52,6 @@ class Limits:
             tag_value_length=getattr(v, "MAX_TAG_VAL_LENGTH", d.tag_value_length),
             params_tags_per_batch=getattr(v, "MAX_PARAMS_TAGS_PER_BATCH", d.params_tags_per_batch),
             metrics_per_batch=getattr(v, "MAX_METRICS_PER_BATCH", d.metrics_per_batch),
-            entities_per_batch=getattr(v, "MAX_ENTITIES_PER_BATCH", d.entities_per_batch),
         )
 
 
@@ -125,11 +124,6 @@ class KeyMap:
         self._names[key] = name
         self._owners.setdefault(name, key)
         return name
-
-    def claim(self, key: str, name: str) -> None:
-        """Record that ``name`` already belongs to ``key`` (a reopened run's existing names)."""
-        self._names.setdefault(key, name)
-        self._owners.setdefault(name, key)
 
 
 def format_value(value: Any) -> str:

@@ -1,73 +1,80 @@
-"""The MLflow plugin's options: validated on the user's thread when the callback is built, no I/O."""
+"""The MLflow plugin's declared options: validated by ``PluginOptions.parse`` on the user's thread when the
+callback is built (unknown names with a "did you mean", types, choices, checks), no I/O.
+
+The token is declared secret, so the base's ``without_secrets()`` keeps it out of ``tuner.pkl``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from trackbridge import PluginOptions, option
+
+#: What ``long_params=`` may be (see docs/mlflow.md, "Long values").
 LONG_PARAM_MODES = ("truncate", "tag", "artifact")
 
 
+def _not_empty(value: str | None) -> None:
+    if value is not None and not value.strip():
+        raise ValueError("must not be empty")
+
+
+def _string_dict(value: Any) -> Any:
+    """A mapping as a dict of str -> str (MLflow tags are strings); anything else as is, for the type check
+    to refuse with the option's name."""
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
+
+def _non_negative(value: int) -> None:
+    if value < 0:
+        raise ValueError(f"must be a non-negative integer, got {value}")
+
+
 @dataclass(frozen=True)
-class MlflowOptions:
+class MlflowOptions(PluginOptions):
     """Everything ``plugins={"mlflow": {...}}`` accepts; see docs/mlflow.md for the full story.
 
     The names and meanings of the first seven follow Ray's ``MLflowLoggerCallback`` so a user can switch
     without relearning them.
     """
 
-    #: Where runs go; None: ``$MLFLOW_TRACKING_URI``, else MLflow's default (``sqlite:///mlflow.db``).
-    tracking_uri: str | None = None
-    #: The model registry's URI, passed to ``MlflowClient`` (None: MLflow's default).
-    registry_uri: str | None = None
-    #: The MLflow experiment; None: the Tune experiment's name. Created when missing.
-    experiment_name: str | None = None
-    #: Extra tags set on every run this plugin creates.
-    tags: Mapping[str, str] = field(default_factory=dict)
-    #: Exported as ``MLFLOW_TRACKING_TOKEN`` for the client; never pickled, logged, or stored in a run.
-    tracking_token: str | None = None
-    #: Log each checkpoint directory as artifacts under ``checkpoints/<step>``.
-    save_artifact: bool = False
-    #: Log the config as params when the trial ends instead of when it starts.
-    log_params_on_trial_end: bool = False
-    #: One experiment-level parent run holding every trial run as a nested run.
-    parent_run: bool = False
-    #: What to do with a param value longer than MLflow's limit: "truncate", "tag" or "artifact".
-    long_params: str = "truncate"
-    #: Artifact location of an experiment this plugin creates (None: the server's/MLflow's default).
-    artifact_location: str | None = None
-    #: How many more flushes may retry a batch whose ``log_batch`` failed before it is dropped.
-    flush_retries: int = 3
+    tracking_uri: str | None = option(
+        None, doc="where runs go; None: $MLFLOW_TRACKING_URI, else MLflow's default (sqlite:///mlflow.db)",
+        check=_not_empty,
+    )
+    registry_uri: str | None = option(
+        None, doc="the model registry's URI, passed to MlflowClient (None: MLflow's default)", check=_not_empty
+    )
+    experiment_name: str | None = option(
+        None, doc="the MLflow experiment; None: the Tune experiment's name. Created when missing", check=_not_empty
+    )
+    tags: dict[str, str] | None = option(
+        default_factory=dict, doc="extra tags set on every run this plugin creates", convert=_string_dict
+    )
+    tracking_token: str | None = option(
+        None, doc="exported as MLFLOW_TRACKING_TOKEN for the client; never pickled, logged, or stored in a run",
+        secret=True, check=_not_empty,
+    )
+    save_artifact: bool = option(False, doc="log each checkpoint directory as artifacts under checkpoints/<step>")
+    log_params_on_trial_end: bool = option(
+        False, doc="log the config as params when the trial ends instead of when it starts"
+    )
+    parent_run: bool = option(False, doc="one experiment-level parent run holding every trial run as a nested run")
+    long_params: str = option(
+        "truncate", doc="what to do with a param value longer than MLflow's limit", choices=LONG_PARAM_MODES
+    )
+    artifact_location: str | None = option(
+        None, doc="artifact location of an experiment this plugin creates (None: the server's/MLflow's default)",
+        check=_not_empty,
+    )
+    flush_retries: int = option(
+        3, doc="how many more flushes may retry a batch whose log_batch failed before it is dropped",
+        check=_non_negative,
+    )
 
     def __post_init__(self) -> None:
-        for name in ("tracking_uri", "registry_uri", "experiment_name", "tracking_token", "artifact_location"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"mlflow option {name}= must be a string or None, got {type(value).__name__}")
-            if isinstance(value, str) and not value.strip():
-                raise ValueError(f"mlflow option {name}= must not be empty")
-        tags = self.tags if self.tags is not None else {}
-        if not isinstance(tags, Mapping):
-            raise TypeError(f"mlflow option tags= must be a dict of strings, got {type(tags).__name__}")
-        object.__setattr__(self, "tags", {str(k): str(v) for k, v in tags.items()})
-        for name in ("save_artifact", "log_params_on_trial_end", "parent_run"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"mlflow option {name}= must be True or False")
-        if self.long_params not in LONG_PARAM_MODES:
-            raise ValueError(
-                f"mlflow option long_params= must be one of {', '.join(map(repr, LONG_PARAM_MODES))}, "
-                f"got {self.long_params!r}"
-            )
-        if not isinstance(self.flush_retries, int) or isinstance(self.flush_retries, bool) or self.flush_retries < 0:
-            raise ValueError("mlflow option flush_retries= must be a non-negative integer")
-
-    def without_secrets(self) -> "MlflowOptions":
-        """A copy fit for pickling (``tuner.pkl``): the token is dropped."""
-        return replace(self, tracking_token=None)
-
-    def public(self) -> dict[str, Any]:
-        """The options as a dict with secrets masked, for logs and reprs."""
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        if out.get("tracking_token"):
-            out["tracking_token"] = "***"
-        return out
+        # ``parse`` converts only values that are not None: tags=None means no extra tags.
+        if self.tags is None:
+            object.__setattr__(self, "tags", {})

@@ -9,11 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Any, Mapping
-
-from trackbridge.values import mask_uri
-
-logger = logging.getLogger("trackbridge")
+from collections.abc import Mapping
+from typing import Any
 
 #: Run tags TrackBridge sets and later searches by.
 TAG_TRIAL_ID = "trial_id"
@@ -49,11 +46,10 @@ def make_client(tracking_uri: str, registry_uri: str | None) -> Any:
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
     _ = client._tracking_client.store  # noqa: SLF001 - force the (lazy) store to open now
-    logger.debug("trackbridge: mlflow: tracking to %s", mask_uri(tracking_uri))
     return client
 
 
-def system_tags() -> dict[str, str]:
+def system_tags(log: logging.Logger) -> dict[str, str]:
     """MLflow's own run-context tags (``mlflow.user``, ``mlflow.source.name``, ``mlflow.source.type``,
     git commit when available...), as ``mlflow.start_run`` would set them. Resolved once per fit."""
     from mlflow.tracking.context.registry import resolve_tags
@@ -61,7 +57,7 @@ def system_tags() -> dict[str, str]:
     try:
         return {str(k): str(v) for k, v in resolve_tags().items()}
     except Exception as exc:  # a broken context provider must not cost us the runs
-        logger.warning("trackbridge: mlflow: could not resolve MLflow's system tags: %s", exc)
+        log.warning("trackbridge: mlflow: could not resolve MLflow's system tags: %s", exc)
         return {}
 
 
@@ -70,7 +66,7 @@ def _error_code(exc: BaseException) -> str | None:
     return str(code) if code is not None else None
 
 
-def get_or_create_experiment(client: Any, name: str, artifact_location: str | None) -> str:
+def get_or_create_experiment(client: Any, name: str, artifact_location: str | None, log: logging.Logger) -> str:
     """The id of the experiment ``name``, created when missing.
 
     - Another process may create it between our lookup and our create (parallel ``Tuner.fit`` calls on
@@ -91,7 +87,7 @@ def get_or_create_experiment(client: Any, name: str, artifact_location: str | No
             if experiment is None:
                 raise
     if experiment.lifecycle_stage == "deleted":
-        logger.warning(
+        log.warning(
             "trackbridge: mlflow: experiment %r (id %s) was deleted; restoring it to log this run. "
             "To start afresh, purge it first (`mlflow gc --experiment-ids %s`) or set experiment_name=.",
             name, experiment.experiment_id, experiment.experiment_id,
