@@ -18,26 +18,24 @@ Hooks are still plain methods marked ``@hookimpl``; the base implements none of 
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+import typing
+from typing import Any, ClassVar, Generic, TypeVar
 
 from trackbridge.events import ExperimentInfo
 from trackbridge.options import PluginOptions
 from trackbridge.values import WarnOnce
 
+OptionsT = TypeVar("OptionsT", bound=PluginOptions)
 
-class TrackerPlugin:
+
+class TrackerPlugin(Generic[OptionsT]):
     """Base class for a tracker plugin (optional; see the module docstring)::
 
         @dataclass(frozen=True)
         class AcmeOptions(PluginOptions):
             project: str = option("default", doc="the Acme project")
 
-        class AcmePlugin(TrackerPlugin):
-            name = "acme"
-            requires = ("acme_sdk",)
-            Options = AcmeOptions
-            options: AcmeOptions
-
+        class AcmePlugin(TrackerPlugin[AcmeOptions], name="acme", requires=("acme_sdk",)):
             def reset_state(self) -> None:
                 super().reset_state()
                 self.runs = {}
@@ -52,16 +50,35 @@ class TrackerPlugin:
     requires: ClassVar[tuple[str, ...]] = ()
     #: What to install when one of ``requires`` is missing (default: ``pip install "trackbridge[<name>]"``).
     install_hint: ClassVar[str | None] = None
-    #: The plugin's declared options.
+    #: The plugin's declared options (taken from ``TrackerPlugin[TheOptions]``).
     Options: ClassVar[type[PluginOptions]] = PluginOptions
 
-    options: PluginOptions
+    options: OptionsT
     log: logging.Logger
     warn: WarnOnce
 
+    def __init_subclass__(
+        cls, *, name: str | None = None, requires: tuple[str, ...] | None = None, install_hint: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``class P(TrackerPlugin[POptions], name="p", requires=("p_sdk",))``: the class attributes of the same
+        names may be set in the class body instead."""
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name = name
+        if requires is not None:
+            cls.requires = tuple(requires)
+        if install_hint is not None:
+            cls.install_hint = install_hint
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            if typing.get_origin(base) is TrackerPlugin:
+                (declared,) = typing.get_args(base)
+                if isinstance(declared, type) and issubclass(declared, PluginOptions):
+                    cls.Options = declared
+
     def __init__(self, **options: Any) -> None:
         # Construction only validates and stores: Tune pickles the plugin before the run.
-        self.options = self.Options.parse(self.name or type(self).__name__, options)
+        self.options = typing.cast(OptionsT, self.Options.parse(self.name or type(self).__name__, options))
         self.reset_state()
 
     def reset_state(self) -> None:
@@ -79,7 +96,16 @@ class TrackerPlugin:
         self.reset_state()
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.options.public().items() if v not in (None, "", {}, ()))
+        """The options that differ from their defaults, secrets shown as ``***`` and URIs masked."""
+        try:
+            defaults: Any = type(self.options)()
+        except TypeError:  # an option without a default: show everything
+            defaults = None
+        shown = ", ".join(
+            f"{k}={v!r}"
+            for k, v in self.options.public().items()
+            if defaults is None or getattr(self.options, k) != getattr(defaults, k)
+        )
         return f"{type(self).__name__}({shown})"
 
     # ------------------------------------------------------------------ hints for tools

@@ -42,7 +42,7 @@ _TOKEN_ENV = "MLFLOW_TRACKING_TOKEN"
 _MISSING = object()
 
 
-class MlflowPlugin(TrackerPlugin):
+class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflow",)):
     """Log every Tune trial as an MLflow run.
 
     Options (all keyword, all optional; declared and documented in ``MlflowOptions``, see docs/mlflow.md):
@@ -50,11 +50,6 @@ class MlflowPlugin(TrackerPlugin):
     never pickled or logged), ``save_artifact`` (False), ``log_params_on_trial_end`` (False), ``parent_run``
     (False), ``long_params`` ("truncate", "tag" or "artifact"), ``artifact_location``, ``flush_retries`` (3).
     """
-
-    name = "mlflow"
-    requires = ("mlflow",)
-    Options = MlflowOptions
-    options: MlflowOptions
 
     def reset_state(self) -> None:
         # Never pickled (the base pickles only the options without the token): no handles, no open runs.

@@ -68,13 +68,8 @@ def _safe_name(name: str) -> str:
     return name.replace(os.sep, "_").replace("/", "_") or "trial"
 
 
-class TensorBoardPlugin(TrackerPlugin):
+class TensorBoardPlugin(TrackerPlugin[TensorBoardOptions], name="tensorboard", requires=("tensorboardX",)):
     """Write each Tune trial as a TensorBoard run; open with ``tensorboard --logdir <experiment dir>``."""
-
-    name = "tensorboard"
-    requires = ("tensorboardX",)
-    Options = TensorBoardOptions
-    options: TensorBoardOptions
 
     def reset_state(self) -> None:
         super().reset_state()
