@@ -7,7 +7,7 @@ exactly the steps ``1..results`` with the value the workload reported (``step + 
 - MLflow: ``MlflowClient.get_metric_history`` on the configuration's SQLite file;
 - TensorBoard: TensorBoard's ``EventAccumulator`` on every directory holding event files;
 - W&B offline: the ``run-*.wandb`` files (W&B's LevelDB-style log of ``wandb_internal_pb2.Record``), every
-  record with ``history`` set, read with ``trackbridge_wandb.offline_reader`` (wandb 0.31 no longer ships a
+  record with ``history`` set, read with ``trackbridge_wandb_reader`` (wandb 0.31 no longer ships a
   Python reader; ours is strict: a checksum mismatch raises).
 
 A Tune-side ``native`` callback logs metrics under other names (TBX: ``ray/tune/m00``); a tag or key counts
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from benchmarks.workload import metric_names, metric_value
-from trackbridge_wandb.offline_reader import CorruptLog, iter_records, wait_until_complete
-from trackbridge_wandb.offline_reader import run_files as wandb_run_files
+from trackbridge_wandb_reader import CorruptLog, iter_records, wait_until_complete
+from trackbridge_wandb_reader import run_files as wandb_run_files
 
 
 @dataclass

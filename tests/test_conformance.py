@@ -30,7 +30,7 @@ def _mlflow_read_back(d: Path) -> StoredRuns:
 
 
 def _wandb_read_back(d: Path) -> StoredRuns:
-    from trackbridge_wandb.offline_reader import runs_by_id
+    from trackbridge_wandb_reader import runs_by_id
 
     stored = StoredRuns()
     for run_id, parts in runs_by_id(str(d)).items():  # a restored offline run: several parts, one id

@@ -20,11 +20,19 @@ from ray import tune
 
 from tests.step_checkpoints import first_step
 from tests.wandb_reader import artifact_manifest, read_runs, runs_by_id
-from trackbridge import ExperimentInfo, PluginError, TrackBridgeCallback, TrialInfo, TrialStatus
-from trackbridge.events import CheckpointInfo
+from trackbridge import (
+    CheckpointGone,
+    CheckpointInfo,
+    ExperimentInfo,
+    PluginError,
+    TrackBridgeCallback,
+    TrialInfo,
+    TrialStatus,
+    flatten,
+)
 from trackbridge.testing import RecordingPlugin
 from trackbridge_wandb import WandbPlugin
-from trackbridge_wandb.options import resolve_api_key
+from trackbridge_wandb.options import PASSTHROUGH_INIT_KEYWORDS, WandbOptions, resolve_api_key
 
 API_KEY = "trackbridge-test-key-0123456789abcdef0123"
 TIMINGS: dict[str, float] = {}
@@ -304,8 +312,6 @@ def test_restored_experiment_continues_the_same_run_without_repeating_a_step(ray
 
 
 def _trial(tid: str = "t1", config: dict | None = None, experiment: str = "direct") -> TrialInfo:
-    from trackbridge.values import flatten
-
     nested = dict(config or {"lr": 0.1})
     return TrialInfo(trial_id=tid, trial_name=f"trainable_{tid}", experiment_name=experiment,
                      config=flatten(nested), nested_config=nested)
@@ -321,18 +327,58 @@ def _plugin(tmp_path, **options) -> WandbPlugin:
 @pytest.mark.parametrize(
     "options, error",
     [
-        ({"bogus": 1}, "unknown wandb option 'bogus'"),
-        ({"id": "x"}, "'id' is not allowed"),
-        ({"reinit": True}, "'reinit' is not allowed"),
-        ({"text": "loud"}, "'text' must be one of"),
-        ({"tags": "one"}, "'tags' must be a list of strings"),
-        ({"upload_checkpoints": "yes"}, "'upload_checkpoints' must be True or False"),
-        ({"mode": "sometimes"}, "'mode' must be"),
+        ({"bogus": 1}, "unknown option 'bogus' for plugin 'wandb'"),
+        ({"projcet": "p"}, "unknown option 'projcet' for plugin 'wandb'; did you mean 'project'?"),
+        ({"id": "x"}, "'id' of plugin 'wandb' is not allowed: each trial's run id is its Tune trial id"),
+        ({"reinit": True}, "'reinit' of plugin 'wandb' is not allowed"),
+        ({"text": "loud"}, "'text' of plugin 'wandb' must be one of"),
+        ({"tags": "one"}, "'tags' of plugin 'wandb' must be list"),
+        ({"tags": ["a", 1]}, "'tags' of plugin 'wandb': must be a list of strings"),
+        ({"upload_checkpoints": "yes"}, "'upload_checkpoints' of plugin 'wandb' must be bool"),
+        ({"mode": "sometimes"}, "'mode' of plugin 'wandb': must be online, offline, disabled or shared"),
+        ({"api_key": " "}, "'api_key' of plugin 'wandb': must be a non-empty string"),
+        ({"settings": 3}, "'settings' of plugin 'wandb' must be dict or None"),
+        ({"init_kwargs": {"resume": "must"}}, "'init_kwargs' of plugin 'wandb': may not set 'resume'"),
+        ({"init_kwargs": {"mode": "sometimes"}}, "'init_kwargs' of plugin 'wandb': 'mode' must be online"),
     ],
 )
 def test_bad_options_fail_at_construction(options, error):
-    with pytest.raises(PluginError, match=error):
+    with pytest.raises(PluginError, match=error.replace("?", r"\?")):
         TrackBridgeCallback(plugins={"wandb": options})
+
+
+def test_options_are_declared_and_normalised(tmp_path):
+    import wandb
+
+    assert PASSTHROUGH_INIT_KEYWORDS <= set(WandbOptions.fields())
+    assert all(WandbOptions.spec(k).doc for k in WandbOptions.fields())
+    options = WandbPlugin(
+        tags=("a", "b"), dir=tmp_path, project="p", force=False,
+        settings=wandb.Settings(api_key=API_KEY, console="wrap"), init_kwargs={"dir": tmp_path / "x", "notes": "n"},
+    ).options
+    assert options.tags == ["a", "b"] and options.dir == str(tmp_path)
+    assert options.settings == {"console": "wrap"} and options.api_key == API_KEY  # moved out of settings
+    assert options.init == {"tags": ["a", "b"], "dir": str(tmp_path / "x"), "project": "p", "force": False,
+                            "notes": "n"}  # init_kwargs wins
+    assert WandbPlugin(settings={"api_key": API_KEY}, api_key="mine").options.api_key == "mine"
+    assert API_KEY not in repr(WandbPlugin(api_key=API_KEY))
+
+
+def test_tool_hints_offline_options_and_view_command(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    demo = WandbPlugin.offline_options(str(tmp_path))
+    assert demo == {"mode": "offline", "dir": str(tmp_path), "project": "trackbridge-demo"}
+    assert WandbPlugin(**demo).view_command(None) == f"wandb sync {tmp_path}/wandb/offline-run-*"
+    assert WandbPlugin(project="p").view_command(None) is None  # online: nothing to sync
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_PROJECT", "mine")
+    assert WandbPlugin.offline_options(str(tmp_path)) == {"dir": str(tmp_path)}  # the environment wins
+    monkeypatch.chdir(tmp_path)
+    assert WandbPlugin().view_command(None) == f"wandb sync {tmp_path}/wandb/offline-run-*"
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "env"))
+    assert WandbPlugin().view_command(None) == f"wandb sync {tmp_path}/env/wandb/offline-run-*"
+    assert WandbPlugin(mode="online").view_command(None) is None
 
 
 def test_api_key_is_never_pickled_and_found_again_after_unpickling(tmp_path, monkeypatch):
@@ -343,6 +389,7 @@ def test_api_key_is_never_pickled_and_found_again_after_unpickling(tmp_path, mon
     assert API_KEY.encode() not in blob
     restored = pickle.loads(blob)
     assert restored.options.api_key is None and restored.options.init == {"project": "p"}
+    assert restored.options.api_key_file == str(key_file)  # a reference to the key, not the key: kept
     assert resolve_api_key(restored.options) == API_KEY  # from the key file
     monkeypatch.setenv("WANDB_API_KEY", "from-env")
     assert resolve_api_key(WandbPlugin().options) == "from-env"
@@ -409,7 +456,7 @@ def test_checkpoint_on_another_filesystem_and_a_vanished_one(tmp_path):
                                   filesystem=bucket),
     )
     TIMINGS["checkpoint_hook_seconds_2kB_remote"] = time.perf_counter() - started
-    with pytest.raises(FileNotFoundError, match="is gone"):
+    with pytest.raises(CheckpointGone, match="is gone"):
         plugin.trackbridge_trial_checkpoint(
             trial=trial, checkpoint=CheckpointInfo(path=str(tmp_path / "deleted"), step=1)
         )

@@ -1,6 +1,6 @@
-"""The tests read W&B's offline run files through the plugin's public reader."""
+"""The tests read W&B's offline run files through the public reader, ``trackbridge_wandb_reader``."""
 
-from trackbridge_wandb.offline_reader import (  # noqa: F401
+from trackbridge_wandb_reader import (  # noqa: F401
     CorruptLog,
     OfflineRun,
     artifact_manifest,

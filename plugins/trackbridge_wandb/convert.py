@@ -1,6 +1,6 @@
 """Tune values -> what ``wandb`` stores: history rows, artifact metadata, names W&B accepts.
 
-Every value is sorted by ``trackbridge.values.classify`` so W&B gets the same numbers the other trackers
+Every value is sorted by ``trackbridge.classify`` so W&B gets the same numbers the other trackers
 get; what W&B cannot store is skipped with one warning per key (``WarnOnce``), never raised.
 """
 
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from trackbridge.values import HISTOGRAM, SCALAR, TEXT, WarnOnce, classify, to_float
+from trackbridge import HISTOGRAM, SCALAR, TEXT, WarnOnce, classify, to_float
 
 #: The history key (and x-axis) carrying Tune's ``training_iteration``.
 STEP_METRIC = "training_iteration"

@@ -1,38 +1,19 @@
-"""The W&B plugin's options: validated at construction, without importing wandb.
+"""The W&B plugin's declared options: validated by ``PluginOptions.parse`` on the user's thread, without
+importing wandb.
 
 Tune pickles the callback (and with it these options) into ``tuner.pkl`` before the run, so this module
-never touches the SDK or the network; it only checks types and names, and keeps the API key out of
-anything that gets pickled (``WandbOptions.without_secrets``).
+never touches the SDK or the network; it only checks types and names. The API key is declared secret, so the
+base's ``without_secrets()`` keeps it out of anything pickled (``api_key_file`` is only a reference: kept).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-#: ``wandb.init`` keywords (wandb 0.19 - 0.31) that may be given as plugin options and are passed through
-#: unchanged to every trial's ``wandb.init``. Anything newer can go through ``init_kwargs={...}``.
-PASSTHROUGH_INIT_KEYWORDS: frozenset[str] = frozenset(
-    {
-        "entity",
-        "project",
-        "dir",
-        "notes",
-        "tags",
-        "group",
-        "job_type",
-        "mode",
-        "force",
-        "save_code",
-        "tensorboard",
-        "sync_tensorboard",
-        "monitor_gym",
-        "config_exclude_keys",
-        "config_include_keys",
-        "allow_val_change",
-    }
-)
+from trackbridge import PluginOptions, option
 
 #: ``wandb.init`` keywords the plugin sets itself, per trial; giving them as options is an error.
 MANAGED_INIT_KEYWORDS: dict[str, str] = {
@@ -45,13 +26,16 @@ MANAGED_INIT_KEYWORDS: dict[str, str] = {
     "fork_from": "a restored trial continues its own run",
 }
 
-#: The plugin's own options (everything else is a ``wandb.init`` keyword).
+#: The plugin's own options (every other declared option is a ``wandb.init`` keyword).
 PLUGIN_OPTIONS: frozenset[str] = frozenset(
     {"api_key", "api_key_file", "upload_checkpoints", "log_config", "text", "settings", "init_kwargs"}
 )
 
 #: How string metric values are stored (see docs/wandb.md).
 TEXT_MODES = ("history", "summary", "html", "skip")
+
+#: The values of wandb.init's ``mode`` the plugin accepts.
+MODES = ("online", "offline", "disabled", "shared")
 
 #: The plugin's defaults for ``wandb.Settings``: every run of a Tune experiment lives in the driver
 #: process, so console capture would copy the whole driver output (all trials mixed) into every run, and
@@ -63,97 +47,137 @@ DEFAULT_SETTINGS: Mapping[str, Any] = {"console": "off", "x_disable_stats": True
 ONLINE_MODES = frozenset({"online", "run", "shared"})
 
 
-@dataclass(frozen=True)
-class WandbOptions:
-    """Everything the user configured for the ``wandb`` plugin."""
-
-    #: ``wandb.init`` keywords passed to every run (project, entity, group, tags, mode, dir, ...).
-    init: Mapping[str, Any] = field(default_factory=dict)
-    #: ``wandb.Settings`` fields, on top of ``DEFAULT_SETTINGS``.
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    api_key: str | None = field(default=None, repr=False)
-    api_key_file: str | None = None
-    upload_checkpoints: bool = False
-    log_config: bool = False
-    text: str = "history"
-
-    def without_secrets(self) -> "WandbOptions":
-        """A copy safe to pickle: no API key (it is found again in ``api_key_file`` or the environment)."""
-        return replace(self, api_key=None)
+# ---------------------------------------------------------------------------- converters and checks
+def _path(value: Any) -> Any:
+    """A path-like as a string; anything else as is, for the type check to refuse with the option's name."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"wandb option {name!r} must be True or False, got {value!r}")
-    return value
+def _as_list(value: Any) -> Any:
+    return list(value) if isinstance(value, (tuple, set, frozenset)) else value
 
 
-def parse_options(options: Mapping[str, Any]) -> WandbOptions:
-    """Validate the plugin's options; raise ``TypeError``/``ValueError`` naming the bad one."""
-    options = dict(options)
-    api_key = options.pop("api_key", None)
-    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
-        raise TypeError("wandb option 'api_key' must be a non-empty string")
-    api_key_file = options.pop("api_key_file", None)
-    if api_key_file is not None:
-        if not isinstance(api_key_file, (str, os.PathLike)):
-            raise TypeError("wandb option 'api_key_file' must be a path")
-        api_key_file = os.fspath(api_key_file)
-    upload_checkpoints = _check_bool("upload_checkpoints", options.pop("upload_checkpoints", False))
-    log_config = _check_bool("log_config", options.pop("log_config", False))
-    text = options.pop("text", "history")
-    if text not in TEXT_MODES:
-        raise ValueError(f"wandb option 'text' must be one of {', '.join(TEXT_MODES)}; got {text!r}")
+def _check_tags(value: Any) -> None:
+    if value is not None and not (isinstance(value, list) and all(isinstance(t, str) for t in value)):
+        raise TypeError("must be a list of strings")
 
-    settings = options.pop("settings", None) or {}
-    if not isinstance(settings, Mapping):
-        # a wandb.Settings object (pydantic): keep only what the user set explicitly
-        dump = getattr(settings, "model_dump", None)
-        if dump is None:
-            raise TypeError("wandb option 'settings' must be a dict or a wandb.Settings")
-        fields_set = getattr(settings, "model_fields_set", None)
-        settings = {k: v for k, v in dump().items() if fields_set is None or k in fields_set}
-    settings = dict(settings)
-    if "api_key" in settings:
-        if api_key is None:
-            api_key = settings["api_key"]
-        settings.pop("api_key")
 
-    init: dict[str, Any] = {}
-    extra = options.pop("init_kwargs", None) or {}
-    if not isinstance(extra, Mapping):
-        raise TypeError("wandb option 'init_kwargs' must be a dict of wandb.init keywords")
-    for key, value in options.items():
-        if key in MANAGED_INIT_KEYWORDS:
-            raise ValueError(f"wandb option {key!r} is not allowed: {MANAGED_INIT_KEYWORDS[key]}")
-        if key not in PASSTHROUGH_INIT_KEYWORDS:
-            known = sorted(PASSTHROUGH_INIT_KEYWORDS | PLUGIN_OPTIONS)
-            raise TypeError(
-                f"unknown wandb option {key!r}; known options: {', '.join(known)} "
-                "(pass other wandb.init keywords through init_kwargs={...})"
-            )
-        init[key] = value
-    for key, value in extra.items():
+def _check_mode(value: Any) -> None:
+    if value not in (None, *MODES):
+        raise ValueError(f"must be online, offline, disabled or shared; got {value!r}")
+
+
+def _check_non_empty(value: Any) -> None:
+    if value is not None and not value.strip():
+        raise ValueError("must be a non-empty string")
+
+
+def _settings_dict(value: Any) -> Any:
+    """A ``wandb.Settings`` (pydantic) reduced to the fields the user set; a dict copied; else as is."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    dump = getattr(value, "model_dump", None)
+    if dump is None:
+        return value
+    fields_set = getattr(value, "model_fields_set", None)
+    return {k: v for k, v in dump().items() if fields_set is None or k in fields_set}
+
+
+#: What ``init_kwargs`` entries that name a declared ``wandb.init`` keyword go through, as that option would.
+_INIT_CONVERT = {"dir": _path, "tags": _as_list}
+_INIT_CHECK = {"tags": _check_tags, "mode": _check_mode}
+
+
+def _init_kwargs_dict(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    out = {}
+    for key, item in value.items():
+        convert = _INIT_CONVERT.get(str(key))
+        out[str(key)] = convert(item) if convert is not None and item is not None else item
+    return out
+
+
+def _check_init_kwargs(value: Mapping[str, Any] | None) -> None:
+    for key, item in (value or {}).items():
         if key in MANAGED_INIT_KEYWORDS or key in ("settings", "api_key"):
-            raise ValueError(f"wandb init_kwargs may not set {key!r}")
-        init[str(key)] = value
-    if "tags" in init and init["tags"] is not None:
-        if isinstance(init["tags"], str) or not all(isinstance(t, str) for t in init["tags"]):
-            raise TypeError("wandb option 'tags' must be a list of strings")
-        init["tags"] = list(init["tags"])
-    if "mode" in init and init["mode"] not in (None, "online", "offline", "disabled", "shared"):
-        raise ValueError(f"wandb option 'mode' must be online, offline, disabled or shared; got {init['mode']!r}")
-    if "dir" in init and init["dir"] is not None:
-        init["dir"] = os.fspath(init["dir"])
-    return WandbOptions(
-        init=init,
-        settings=settings,
-        api_key=api_key,
-        api_key_file=api_key_file,
-        upload_checkpoints=upload_checkpoints,
-        log_config=log_config,
-        text=text,
+            raise ValueError(f"may not set {key!r}")
+        check = _INIT_CHECK.get(key)
+        if check is not None:
+            try:
+                check(item)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{key!r} {exc}") from exc
+
+
+# ---------------------------------------------------------------------------- the options
+@dataclass(frozen=True)
+class WandbOptions(PluginOptions):
+    """What ``plugins={"wandb": {...}}`` may set (each option's ``doc`` says what it does)."""
+
+    reserved = MANAGED_INIT_KEYWORDS
+
+    # -- the plugin's own options
+    api_key: str | None = option(
+        None, doc="W&B API key for online runs (else api_key_file, $WANDB_API_KEY, wandb login); never pickled",
+        secret=True, check=_check_non_empty,
     )
+    api_key_file: str | None = option(None, doc="a file holding the API key (kept across a restore)", convert=_path)
+    upload_checkpoints: bool = option(False, doc="log every Tune checkpoint as a 'model' artifact")
+    log_config: bool = option(False, doc="log config changes of resumed trials (PBT) with run.config.update")
+    text: str = option("history", doc="where string metrics go", choices=TEXT_MODES)
+    settings: dict[str, Any] | None = option(
+        default_factory=dict, doc="wandb.Settings fields (a dict or a wandb.Settings), over DEFAULT_SETTINGS",
+        convert=_settings_dict,
+    )
+    init_kwargs: dict[str, Any] | None = option(
+        default_factory=dict, doc="any other wandb.init keyword (for keywords newer than this plugin)",
+        convert=_init_kwargs_dict, check=_check_init_kwargs,
+    )
+
+    # -- wandb.init keywords (wandb 0.19 - 0.31) passed unchanged to every trial's wandb.init
+    entity: str | None = option(None, doc="W&B entity (user or team) of every run")
+    project: str | None = option(None, doc="W&B project of every run (default: $WANDB_PROJECT, else the experiment)")
+    dir: str | None = option(None, doc="where wandb writes its run directories (default: $WANDB_DIR or cwd)",
+                             convert=_path)
+    notes: str | None = option(None, doc="notes of every run")
+    tags: list[str] | None = option(None, doc="tags of every run", convert=_as_list, check=_check_tags)
+    group: str | None = option(None, doc="run group (default: the experiment name)")
+    job_type: str | None = option(None, doc="job type of every run")
+    mode: str | None = option(None, doc="online, offline, disabled or shared (default: $WANDB_MODE)",
+                              check=_check_mode)
+    force: bool | None = option(None, doc="require a W&B login before a run starts")
+    save_code: bool | None = option(None, doc="save the main script or notebook with each run")
+    tensorboard: bool | None = option(None, doc="alias of sync_tensorboard")
+    sync_tensorboard: bool | None = option(None, doc="sync TensorBoard logs written in the process")
+    monitor_gym: bool | None = option(None, doc="log videos of gym environments")
+    config_exclude_keys: list[str] | None = option(None, doc="config keys not to record", convert=_as_list)
+    config_include_keys: list[str] | None = option(None, doc="the only config keys to record", convert=_as_list)
+    allow_val_change: bool | None = option(None, doc="allow config values to change (the plugin's default: True)")
+
+    def __post_init__(self) -> None:
+        # ``parse`` converts only values that are not None: settings=None / init_kwargs=None mean empty.
+        settings = dict(self.settings or {})
+        if "api_key" in settings:  # wandb.Settings(api_key=...) works like the api_key option
+            key = settings.pop("api_key")
+            if self.api_key is None:
+                object.__setattr__(self, "api_key", key)
+        object.__setattr__(self, "settings", settings)
+        object.__setattr__(self, "init_kwargs", dict(self.init_kwargs or {}))
+
+    @property
+    def init(self) -> dict[str, Any]:
+        """The ``wandb.init`` keywords for every run: the pass-through options that are set, then
+        ``init_kwargs`` (which wins)."""
+        init = {k: getattr(self, k) for k in PASSTHROUGH_INIT_KEYWORDS if getattr(self, k) is not None}
+        init.update(self.init_kwargs or {})
+        return init
+
+
+#: ``wandb.init`` keywords that may be given as plugin options and are passed through unchanged to every
+#: trial's ``wandb.init`` (the declared options that are not the plugin's own). Anything newer can go
+#: through ``init_kwargs={...}``.
+PASSTHROUGH_INIT_KEYWORDS: frozenset[str] = frozenset(WandbOptions.fields()) - PLUGIN_OPTIONS
 
 
 def resolve_api_key(options: WandbOptions) -> str | None:

@@ -16,33 +16,16 @@ Mapping (see docs/wandb.md for the full table):
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
-import tempfile
+import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from trackbridge import hookimpl
-from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
-from trackbridge.values import REDACTED, WarnOnce
+from trackbridge import CheckpointInfo, ExperimentInfo, TrackerPlugin, TrialInfo, TrialStatus, hookimpl
+from trackbridge_wandb import convert, trial_config
+from trackbridge_wandb.options import ONLINE_MODES, WandbOptions, effective_mode, resolve_api_key
 
-from trackbridge_wandb import convert
-from trackbridge_wandb.options import (
-    DEFAULT_SETTINGS,
-    MANAGED_INIT_KEYWORDS,
-    ONLINE_MODES,
-    PASSTHROUGH_INIT_KEYWORDS,
-    WandbOptions,
-    effective_mode,
-    parse_options,
-    resolve_api_key,
-)
-
-logger = logging.getLogger("trackbridge.wandb")
-
-#: The config key whose sub-dict overrides ``wandb.init`` keywords for one trial (as in Ray's integration).
-CONFIG_KEY = "wandb"
 #: Summary keys telling how the trial ended (W&B's run state only knows finished/failed).
 SUMMARY_STATUS = "tune/status"
 SUMMARY_ERROR = "tune/error"
@@ -53,8 +36,6 @@ EXIT_CODES: Mapping[TrialStatus, int] = {
     TrialStatus.FAILED: 1,
     TrialStatus.UNFINISHED: 2,
 }
-#: Keys a trial's ``wandb`` config sub-dict may set (besides every pass-through ``wandb.init`` keyword).
-TRIAL_OVERRIDES = PASSTHROUGH_INIT_KEYWORDS | {"id", "name", "settings"}
 
 
 @dataclass
@@ -67,27 +48,20 @@ class _TrialRun:
     last_step: int | None
 
 
-class WandbPlugin:
+class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)):
     """Logs every Tune trial as one Weights & Biases run.
 
-    Options (all optional): the ``wandb.init`` keywords ``project``, ``entity``, ``group``, ``tags``,
-    ``notes``, ``job_type``, ``mode``, ``dir``, ... (passed to every run), ``settings`` (a dict of
-    ``wandb.Settings`` fields), ``init_kwargs`` (any other ``wandb.init`` keyword), ``api_key`` /
+    Options (all optional, declared in ``WandbOptions``): the ``wandb.init`` keywords ``project``, ``entity``,
+    ``group``, ``tags``, ``notes``, ``job_type``, ``mode``, ``dir``, ... (passed to every run), ``settings``
+    (a dict of ``wandb.Settings`` fields), ``init_kwargs`` (any other ``wandb.init`` keyword), ``api_key`` /
     ``api_key_file`` (else ``WANDB_API_KEY`` or ``wandb login``), ``upload_checkpoints`` (False),
     ``log_config`` (False), ``text`` ("history"). See docs/wandb.md.
     """
 
-    name = "wandb"
-    requires = ("wandb",)
-    install_hint = 'pip install "trackbridge[wandb]"'
-
-    def __init__(self, **options: Any) -> None:
-        # Construction only validates: Tune pickles the callback (and this object) before the run.
-        self.options: WandbOptions = parse_options(options)
-        self._init_runtime()
-
-    # ------------------------------------------------------------------ pickling (tuner.pkl)
-    def _init_runtime(self) -> None:
+    def reset_state(self) -> None:
+        # Never pickled (the base pickles only the options without the API key): a restored experiment finds
+        # the key again in api_key_file or WANDB_API_KEY and reopens its runs with resume="allow".
+        super().reset_state()
         self._wandb: Any = None
         self._runs: dict[str, _TrialRun] = {}
         #: Trials whose wandb.init failed, with the error: their results fail fast instead of each retrying
@@ -95,16 +69,27 @@ class WandbPlugin:
         self._failed_open: dict[str, str] = {}
         self._experiment: ExperimentInfo | None = None
         self._api_key: str | None = None
-        self._warn = WarnOnce(self.name, logger)
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Never pickle the API key, the SDK module or open runs: a restored experiment finds the key again
-        # in api_key_file or WANDB_API_KEY and reopens its runs with resume="allow".
-        return {"options": self.options.without_secrets()}
+    # ------------------------------------------------------------------ hints for tools
+    @classmethod
+    def offline_options(cls, directory: str) -> dict[str, Any]:
+        """Offline runs under ``directory``, in project ``trackbridge-demo``; ``WANDB_MODE`` and
+        ``WANDB_PROJECT``, when set, are the user's choice and win."""
+        options: dict[str, Any] = {"mode": "offline", "dir": directory, "project": "trackbridge-demo"}
+        if os.environ.get("WANDB_MODE"):
+            del options["mode"]
+        if os.environ.get("WANDB_PROJECT"):
+            del options["project"]
+        return options
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.options = state["options"]
-        self._init_runtime()
+    def view_command(self, experiment: ExperimentInfo | None) -> str | None:
+        """``wandb sync <dir>/wandb/offline-run-*`` for offline runs (the command that uploads them; ``dir``
+        is the dir option, else ``WANDB_DIR``, else the current directory); None for online runs."""
+        init = self.options.init
+        if effective_mode(init, self.options.settings or {}) != "offline":
+            return None
+        directory = init.get("dir") or os.environ.get("WANDB_DIR") or os.getcwd()
+        return f"wandb sync {shlex.quote(os.path.join(directory, 'wandb'))}/offline-run-*"
 
     # ------------------------------------------------------------------ hooks
     @hookimpl
@@ -113,7 +98,7 @@ class WandbPlugin:
         try:
             import wandb
         except ImportError as exc:  # pragma: no cover - guarded by `requires`
-            raise ImportError(f"the wandb plugin needs wandb: {self.install_hint}") from exc
+            raise ImportError('the wandb plugin needs wandb: pip install "trackbridge[wandb]"') from exc
         self._wandb = wandb
         wandb.setup()
         directory = self.options.init.get("dir")
@@ -145,7 +130,7 @@ class WandbPlugin:
         if not self.options.log_config:
             return
         state = self._state(trial)
-        update = {k: v for k, v in changes.items() if not self._is_wandb_key(trial, k)}
+        update = {k: v for k, v in changes.items() if not trial_config.is_wandb_key(trial, k)}
         if update:
             state.run.config.update(update, allow_val_change=True)
 
@@ -154,11 +139,11 @@ class WandbPlugin:
         state = self._state(trial)
         if state.last_step is not None and step <= state.last_step:
             # W&B already has this step (a resumed online run): logging it would only earn a warning.
-            self._warn(f"replay:{trial.trial_id}", f"trial {trial.trial_id}: steps up to {state.last_step} "
+            self.warn(f"replay:{trial.trial_id}", f"trial {trial.trial_id}: steps up to {state.last_step} "
                        "are already in its W&B run; not logged again")
             return
         row, summary = convert.history_row(
-            step, metrics, text_mode=self.options.text, wandb=self._wandb, warn=self._warn
+            step, metrics, text_mode=self.options.text, wandb=self._wandb, warn=self.warn
         )
         # step= makes W&B's own step equal Tune's training_iteration: the default x-axis and the declared
         # one agree, W&B itself refuses a step twice, and the runs a restore writes offline hold disjoint
@@ -173,17 +158,9 @@ class WandbPlugin:
         if not self.options.upload_checkpoints:
             return
         state = self._state(trial)
-        scratch = None
-        fs = checkpoint.filesystem
-        if fs is not None and getattr(fs, "type_name", "local") != "local":
-            scratch = tempfile.mkdtemp(prefix="trackbridge-wandb-")
-        try:
-            local = checkpoint.local_directory(scratch or tempfile.gettempdir())
-            if not os.path.isdir(local):
-                raise FileNotFoundError(
-                    f"checkpoint {checkpoint.path} of step {checkpoint.step} is gone (deleted by Tune's "
-                    "num_to_keep before it could be uploaded?)"
-                )
+        # A remote checkpoint is downloaded to a temporary directory, removed after the block; a deleted one
+        # raises CheckpointGone (a delivery failure, never a silent skip).
+        with checkpoint.local_copy() as directory:
             metadata = convert.json_safe(checkpoint.metrics)
             if checkpoint.step is not None:
                 metadata[convert.STEP_METRIC] = checkpoint.step
@@ -193,14 +170,11 @@ class WandbPlugin:
             )
             # add_dir copies the files into W&B's staging area now (policy "mutable"), so Tune may delete
             # the checkpoint afterwards; the upload itself runs in W&B's service, not on this thread.
-            artifact.add_dir(local)
+            artifact.add_dir(directory)
             aliases = ["latest"]
             if checkpoint.step is not None:
                 aliases.append(f"step_{checkpoint.step}")
             state.run.log_artifact(artifact, aliases=aliases)
-        finally:
-            if scratch:
-                shutil.rmtree(scratch, ignore_errors=True)
 
     @hookimpl
     def trackbridge_trial_complete(self, trial: TrialInfo, status: TrialStatus, error: str | None) -> None:
@@ -239,54 +213,13 @@ class WandbPlugin:
             state = self._runs[trial.trial_id] = self._open(trial, None)
         return state
 
-    def _overrides(self, trial: TrialInfo) -> dict[str, Any]:
-        """The trial's ``wandb`` config sub-dict, reduced to the keys it may set."""
-        raw = trial.nested_config.get(CONFIG_KEY)
-        if not isinstance(raw, Mapping):
-            return {}
-        out: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key not in TRIAL_OVERRIDES:
-                reason = MANAGED_INIT_KEYWORDS.get(key, "not a wandb.init keyword the plugin passes on")
-                self._warn(f"override:{key}", f"config['wandb'][{key!r}] is ignored: {reason}")
-                continue
-            if value == REDACTED:
-                self._warn(f"override:{key}", f"config['wandb'][{key!r}] is redacted; ignored")
-                continue
-            out[key] = value
-        return out
-
-    @staticmethod
-    def _is_wandb_key(trial: TrialInfo, key: str) -> bool:
-        if not isinstance(trial.nested_config.get(CONFIG_KEY), Mapping):
-            return False
-        return key == CONFIG_KEY or key.startswith(CONFIG_KEY + "/")
-
-    def _config(self, trial: TrialInfo) -> dict[str, Any]:
-        """The config a run records: the trial's flattened config without its ``wandb`` sub-dict."""
-        return {k: v for k, v in trial.config.items() if not self._is_wandb_key(trial, k)}
-
     def _open(self, trial: TrialInfo, last_step: int | None) -> _TrialRun:
         wandb = self._wandb
         if wandb is None:  # driven without trackbridge_setup (defensive)
             self.trackbridge_setup()
             wandb = self._wandb
         experiment = trial.experiment_name or (self._experiment.name if self._experiment else "tune")
-        kwargs: dict[str, Any] = {
-            "project": os.environ.get("WANDB_PROJECT") or convert.project_name(experiment),
-            "group": experiment,
-        }
-        kwargs.update({k: v for k, v in self.options.init.items() if v is not None})
-        overrides = self._overrides(trial)
-        settings = dict(DEFAULT_SETTINGS)
-        settings.update(self.options.settings)
-        trial_settings = overrides.pop("settings", None)
-        if isinstance(trial_settings, Mapping):
-            # a key in a trial's config is redacted, never a usable secret: only the plugin's own key counts
-            settings.update({k: v for k, v in trial_settings.items() if k != "api_key" and v != REDACTED})
-        kwargs["id"] = convert.run_id(trial.trial_id)
-        kwargs["name"] = trial.trial_name
-        kwargs.update(overrides)
+        kwargs, settings = trial_config.init_arguments(trial, self.options, experiment, self.warn)
         if kwargs.get("dir"):
             os.makedirs(kwargs["dir"], exist_ok=True)
         if effective_mode(kwargs, settings) in ONLINE_MODES:
@@ -296,9 +229,8 @@ class WandbPlugin:
                 self._api_key = resolve_api_key(self.options)
             if self._api_key:
                 settings["api_key"] = self._api_key
-        kwargs.setdefault("allow_val_change", True)  # a restored PBT trial may come back with a new config
         run = wandb.init(
-            config=self._config(trial),
+            config=trial_config.run_config(trial),
             reinit="create_new",
             resume="allow",
             settings=wandb.Settings(**settings),

@@ -1,8 +1,9 @@
 """Read back what the W&B SDK stored for offline runs: check a run before ``wandb sync`` uploads it.
 
-    python -m trackbridge_wandb.offline_reader <dir>      # one line per run: id, name, rows, exit code
+    python -m trackbridge_wandb_reader <dir>      # one line per run: id, name, rows, exit code
 
-TrackBridge's tests and benchmarks read W&B's output through this module.
+A public tool of its own, outside the W&B plugin (the plugin never imports it): TrackBridge's tests,
+benchmarks and conformance checks read W&B's output through it, and so may anyone checking offline runs.
 
 An offline run lives in ``<dir>/wandb/offline-run-<time>-<id>/`` and everything it logged is in
 ``run-<id>.wandb``: W&B's LevelDB-style log (a 7-byte ``:W&B`` header, then 32 KiB blocks of
@@ -13,7 +14,6 @@ The SDK used to ship a Python reader (``wandb.sdk.internal.datastore.DataStore``
 same format (https://github.com/google/leveldb/blob/main/doc/log_format.md with W&B's header): a checksum
 mismatch or a broken chunk sequence raises, because a test must never pass on a half-read file.
 """
-
 from __future__ import annotations
 
 import glob
@@ -22,8 +22,9 @@ import os
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from wandb.proto import wandb_internal_pb2 as pb
 
@@ -233,26 +234,3 @@ def artifact_manifest(artifact: pb.ArtifactRecord) -> dict[str, Any]:
         entry.path: {"digest": entry.digest, "size": entry.size, "local_path": entry.local_path}
         for entry in artifact.manifest.contents
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print one line per offline run found under a directory."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m trackbridge_wandb.offline_reader", description=main.__doc__)
-    parser.add_argument("root", help="a directory holding wandb/offline-run-* folders (searched recursively)")
-    args = parser.parse_args(argv)
-    runs = read_runs(args.root)
-    if not runs:
-        print(f"no run-*.wandb files under {args.root}")
-        return 1
-    for run in runs:
-        print(
-            f"{run.run_id}  name={run.name!r} group={run.group!r} rows={len(run.history)} "
-            f"artifacts={len(run.artifacts)} exit_code={run.exit_code}  {run.path}"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
