@@ -86,7 +86,7 @@ def measure(trials: int, results: int, metrics: int) -> dict[str, Any]:
     clock = time.perf_counter_ns
     t0 = time.perf_counter()
     for step, row in enumerate(pending, start=1):
-        for trial, result in zip(fake, row):
+        for trial, result in zip(fake, row, strict=False):
             before = clock()
             callback.on_trial_result(step, fake, trial, result)
             stalls.append(clock() - before)

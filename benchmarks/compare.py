@@ -172,11 +172,18 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def run_child(argv: list[str], out_json: str, log_path: str, timeout: float) -> tuple[dict[str, Any], TreeSampler | None, str | None]:
+def run_child(
+    argv: list[str], out_json: str, log_path: str, timeout: float
+) -> tuple[dict[str, Any], TreeSampler | None, str | None]:
     """Run one child (``python -m ...``) with its tree sampled; returns its JSON, the sampler, an error."""
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen([sys.executable, *argv], cwd=os.path.dirname(out_json), env=_child_env(),
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, *argv],
+            cwd=os.path.dirname(out_json),
+            env=_child_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         sampler = None
         try:
             sampler = TreeSampler(proc.pid)
@@ -235,11 +242,31 @@ def run_config(name: str, trials: int, results: int, repeat: int, args: argparse
         argv = ["-m", "benchmarks.direct_write", "--tracker", tracker]
         trackers: tuple[str, ...] = (tracker,)
     else:
-        argv = ["-m", "benchmarks.workload", "--config", name, "--cpus", str(args.cpus),
-                "--checkpoint-every", str(args.checkpoint_every), "--work", str(args.work)]
+        argv = [
+            "-m",
+            "benchmarks.workload",
+            "--config",
+            name,
+            "--cpus",
+            str(args.cpus),
+            "--checkpoint-every",
+            str(args.checkpoint_every),
+            "--work",
+            str(args.work),
+        ]
         trackers = configs.CONFIGS[name].trackers
-    argv += ["--root", root, "--trials", str(trials), "--results", str(results), "--metrics", str(args.metrics),
-             "--out", out_json]
+    argv += [
+        "--root",
+        root,
+        "--trials",
+        str(trials),
+        "--results",
+        str(results),
+        "--metrics",
+        str(args.metrics),
+        "--out",
+        out_json,
+    ]
     data, sampler, error = run_child(argv, out_json, os.path.join(root, "child.log"), args.timeout)
     r = RunResult(name, trials, results, repeat, child=data)
     r.ok = bool(data.get("ok")) and error is None and not data.get("trial_errors")
@@ -277,9 +304,12 @@ def _progress(r: RunResult) -> None:
     fit = f"{r.fit_seconds:.2f}s" if r.fit_seconds is not None else "-"
     if r.drain_seconds is not None:
         fit += f" (drain {r.drain_seconds:.2f}s)"
-    print(f"  [{r.repeat + 1}] {r.config:<15} {r.trials}x{r.results}  fit {fit:>8}  driver {r.driver_peak_mib:6.0f} MiB"
-          f"  trackers {r.tracker_peak_mib:6.0f} MiB ({r.tracker_procs} procs)  stored: {stored}  {status}"
-          + (f"  ({r.error[:200]})" if r.error else ""), flush=True)
+    print(
+        f"  [{r.repeat + 1}] {r.config:<15} {r.trials}x{r.results}  fit {fit:>8}  driver {r.driver_peak_mib:6.0f} MiB"
+        f"  trackers {r.tracker_peak_mib:6.0f} MiB ({r.tracker_procs} procs)  stored: {stored}  {status}"
+        + (f"  ({r.error[:200]})" if r.error else ""),
+        flush=True,
+    )
 
 
 # ============================================================================================ summaries
@@ -340,8 +370,15 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
 
 
 TABLE_COLUMNS = [
-    "configuration", "fit() s", "x no tracking", "drain s", "Tune thread per result ms (median / p99)",
-    "driver peak MiB", "tracker processes peak MiB (count)", "values stored (min over repeats)", "status",
+    "configuration",
+    "fit() s",
+    "x no tracking",
+    "drain s",
+    "Tune thread per result ms (median / p99)",
+    "driver peak MiB",
+    "tracker processes peak MiB (count)",
+    "values stored (min over repeats)",
+    "status",
 ]
 
 
@@ -355,18 +392,21 @@ def table_rows(rows: list[Row], baseline: float | None) -> list[list[str]]:
         stall = "-" if med is None else f"{med:.3f} / {p99:.2f}"
         procs = max((r.tracker_procs for r in row.runs), default=0)
         tracker_mib = row.median("tracker_peak_mib")
-        out.append([
-            f"{row.label} (`{row.config}`)",
-            _fmt(fit),
-            _fmt(ratio, ".2f") + "x" if ratio is not None else "-",
-            _fmt(row.median("drain_seconds")),
-            stall,
-            _fmt(row.median("driver_peak_mib"), ".0f") if not row.config.startswith("direct-") else
-            _fmt(row.median("driver_peak_mib"), ".0f") + " (script)",
-            f"{tracker_mib:.0f} ({procs})" if procs else "0",
-            row.stored(),
-            row.status,
-        ])
+        out.append(
+            [
+                f"{row.label} (`{row.config}`)",
+                _fmt(fit),
+                _fmt(ratio, ".2f") + "x" if ratio is not None else "-",
+                _fmt(row.median("drain_seconds")),
+                stall,
+                _fmt(row.median("driver_peak_mib"), ".0f")
+                if not row.config.startswith("direct-")
+                else _fmt(row.median("driver_peak_mib"), ".0f") + " (script)",
+                f"{tracker_mib:.0f} ({procs})" if procs else "0",
+                row.stored(),
+                row.status,
+            ]
+        )
     return out
 
 
@@ -378,7 +418,7 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 
 def plain(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False))  # noqa: E731
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
@@ -421,8 +461,10 @@ def machine() -> dict[str, Any]:
 
 def machine_line(m: dict[str, Any]) -> str:
     v = ", ".join(f"{k} {val}" for k, val in m["versions"].items())
-    return (f"{m['date']}; {m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}; {v}; "
-            f"load average at start {', '.join(f'{x:.1f}' for x in m['load_average_at_start'])}")
+    return (
+        f"{m['date']}; {m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}; {v}; "
+        f"load average at start {', '.join(f'{x:.1f}' for x in m['load_average_at_start'])}"
+    )
 
 
 # ============================================================================================ comparison
@@ -431,8 +473,11 @@ def compare(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
     direct = [] if args.no_direct else [f"direct-{t}" for t in ("mlflow", "tensorboard", "wandb")]
     runs: dict[str, list[RunResult]] = {n: [] for n in names + direct}
     T, R = args.trials, args.results
-    print(f"comparison: {T} trials x {R} results x {args.metrics} metrics, checkpoint every {args.checkpoint_every}, "
-          f"{args.repeats} repeats, configurations interleaved", flush=True)
+    print(
+        f"comparison: {T} trials x {R} results x {args.metrics} metrics, checkpoint every {args.checkpoint_every}, "
+        f"{args.repeats} repeats, configurations interleaved",
+        flush=True,
+    )
     for repeat in range(args.repeats):
         for name in names + direct:  # A B C ... A B C ...: drift on a shared machine hits all alike
             r = run_config(name, T, R, repeat, args, workdir)
@@ -453,16 +498,29 @@ def _label(name: str) -> str:
 def bridge_alone(args: argparse.Namespace, workdir: str) -> dict[str, Any] | None:
     trials, results = (2, 50) if args.quick else FULL_SIZE
     out_json = os.path.join(workdir, f"bridge-{trials}x{results}.json")
-    argv = ["-m", "benchmarks.bridge_overhead", "--trials", str(trials), "--results", str(results),
-            "--metrics", str(args.metrics), "--json", out_json]
+    argv = [
+        "-m",
+        "benchmarks.bridge_overhead",
+        "--trials",
+        str(trials),
+        "--results",
+        str(results),
+        "--metrics",
+        str(args.metrics),
+        "--json",
+        out_json,
+    ]
     data, _, error = run_child(argv, out_json, out_json + ".log", args.timeout)
     if error:
         print(f"bridge alone: FAILED ({error})")
         return {"error": error}
-    print(f"bridge alone, outside Tune ({trials} x {results} results x {args.metrics} metrics into a do-nothing plugin): "
-          f"{data['results_per_second_delivered']:,.0f} results/s delivered, caller's thread "
-          f"{data['stall_ms_median']:.4f} ms median / {data['stall_ms_p99']:.4f} ms p99 per result, "
-          f"all delivered: {data['complete']}", flush=True)
+    print(
+        f"bridge alone, outside Tune ({trials} x {results} results x {args.metrics} metrics into a do-nothing plugin): "
+        f"{data['results_per_second_delivered']:,.0f} results/s delivered, caller's thread "
+        f"{data['stall_ms_median']:.4f} ms median / {data['stall_ms_p99']:.4f} ms p99 per result, "
+        f"all delivered: {data['complete']}",
+        flush=True,
+    )
     return data
 
 
@@ -470,8 +528,10 @@ def write_compare(result: dict[str, Any], args: argparse.Namespace, info: dict[s
     rows: list[Row] = result["rows"]
     body = table_rows(rows, result["baseline"])
     print()
-    print(f"{args.trials} trials x {args.results} results x {args.metrics} metrics, checkpoint every "
-          f"{args.checkpoint_every}; medians of {args.repeats} repeats")
+    print(
+        f"{args.trials} trials x {args.results} results x {args.metrics} metrics, checkpoint every "
+        f"{args.checkpoint_every}; medians of {args.repeats} repeats"
+    )
     print(plain(TABLE_COLUMNS, body))
     os.makedirs(args.out_dir, exist_ok=True)
     stem = os.path.join(args.out_dir, f"compare-{args.trials}x{args.results}")
@@ -488,27 +548,75 @@ def write_compare(result: dict[str, Any], args: argparse.Namespace, info: dict[s
     ]
     bridge = result.get("bridge")
     if bridge and "error" not in bridge:
-        md += ["", f"Bridge alone, outside Tune ({bridge['trials']} x {bridge['results']} results into a do-nothing "
-               f"plugin): {bridge['results_per_second_delivered']:,.0f} results/s delivered; the caller's thread "
-               f"spends {bridge['stall_ms_median'] * 1000:.1f} us median, {bridge['stall_ms_p99'] * 1000:.1f} us p99 "
-               f"per result."]
+        md += [
+            "",
+            f"Bridge alone, outside Tune ({bridge['trials']} x {bridge['results']} results into a do-nothing "
+            f"plugin): {bridge['results_per_second_delivered']:,.0f} results/s delivered; the caller's thread "
+            f"spends {bridge['stall_ms_median'] * 1000:.1f} us median, {bridge['stall_ms_p99'] * 1000:.1f} us p99 "
+            f"per result.",
+        ]
     with open(stem + ".md", "w", encoding="utf-8") as f:
         f.write("\n".join(md) + "\n")
     with open(stem + ".csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["config", "repeat", "trials", "results", "ok", "fit_seconds", "loop_seconds", "drain_seconds",
-                    "stall_ms_median", "stall_ms_p99", "stall_ms_max", "driver_peak_mib", "tracker_peak_mib",
-                    "tracker_procs", "tree_peak_mib", "stored", "expected", "error"])
+        w.writerow(
+            [
+                "config",
+                "repeat",
+                "trials",
+                "results",
+                "ok",
+                "fit_seconds",
+                "loop_seconds",
+                "drain_seconds",
+                "stall_ms_median",
+                "stall_ms_p99",
+                "stall_ms_max",
+                "driver_peak_mib",
+                "tracker_peak_mib",
+                "tracker_procs",
+                "tree_peak_mib",
+                "stored",
+                "expected",
+                "error",
+            ]
+        )
         for row in rows:
             for r in row.runs:
-                w.writerow([r.config, r.repeat, r.trials, r.results, r.passed, r.fit_seconds, r.loop_seconds,
-                            r.drain_seconds, r.stall_ms_median, r.stall_ms_p99, r.stall_ms_max,
-                            round(r.driver_peak_mib, 1), round(r.tracker_peak_mib, 1), r.tracker_procs,
-                            round(r.tree_peak_mib, 1), sum(c["valid"] for c in r.checks),
-                            sum(c["expected"] for c in r.checks), r.error or ""])
+                w.writerow(
+                    [
+                        r.config,
+                        r.repeat,
+                        r.trials,
+                        r.results,
+                        r.passed,
+                        r.fit_seconds,
+                        r.loop_seconds,
+                        r.drain_seconds,
+                        r.stall_ms_median,
+                        r.stall_ms_p99,
+                        r.stall_ms_max,
+                        round(r.driver_peak_mib, 1),
+                        round(r.tracker_peak_mib, 1),
+                        r.tracker_procs,
+                        round(r.tree_peak_mib, 1),
+                        sum(c["valid"] for c in r.checks),
+                        sum(c["expected"] for c in r.checks),
+                        r.error or "",
+                    ]
+                )
     with open(stem + ".json", "w", encoding="utf-8") as f:
-        json.dump({"machine": info, "args": args.argv, "bridge": bridge,
-                   "runs": [r.__dict__ for row in rows for r in row.runs]}, f, indent=1, default=str)
+        json.dump(
+            {
+                "machine": info,
+                "args": args.argv,
+                "bridge": bridge,
+                "runs": [r.__dict__ for row in rows for r in row.runs],
+            },
+            f,
+            indent=1,
+            default=str,
+        )
     print(f"\nwritten: {stem}.md, .csv, .json")
     return stem + ".md"
 
@@ -518,8 +626,11 @@ def sweep(args: argparse.Namespace, workdir: str, info: dict[str, Any]) -> str:
     sizes = list(args.sizes)
     names = list(args.configs)
     direct = [] if args.no_direct else [f"direct-{t}" for t in ("mlflow", "tensorboard", "wandb")]
-    print(f"sweep: sizes {', '.join(f'{t}x{r}' for t, r in sizes)}; configurations {', '.join(names + direct)}; "
-          f"{args.repeats} repeats", flush=True)
+    print(
+        f"sweep: sizes {', '.join(f'{t}x{r}' for t, r in sizes)}; configurations {', '.join(names + direct)}; "
+        f"{args.repeats} repeats",
+        flush=True,
+    )
     rows: list[Row] = []
     for trials, results in sizes:
         runs: dict[str, list[RunResult]] = {n: [] for n in names + direct}
@@ -529,9 +640,20 @@ def sweep(args: argparse.Namespace, workdir: str, info: dict[str, Any]) -> str:
                 runs[name].append(r)
                 _progress(r)
         rows += [Row(n, _label(n), trials, results, runs[n]) for n in names + direct]
-    header = ["T x R", "configuration", "fit() s", "drain s", "results/s", "added to no tracking s",
-              "direct-write floor s (sum of 3)", "added / floor", "Tune thread per result ms (median / p99)",
-              "driver peak MiB", "tracker processes MiB (count)", "status"]
+    header = [
+        "T x R",
+        "configuration",
+        "fit() s",
+        "drain s",
+        "results/s",
+        "added to no tracking s",
+        "direct-write floor s (sum of 3)",
+        "added / floor",
+        "Tune thread per result ms (median / p99)",
+        "driver peak MiB",
+        "tracker processes MiB (count)",
+        "status",
+    ]
     body = []
     points = []
     for trials, results in sizes:
@@ -546,34 +668,60 @@ def sweep(args: argparse.Namespace, workdir: str, info: dict[str, Any]) -> str:
             ratio = added / floor if added is not None and floor else None
             med, p99 = row.median("stall_ms_median"), row.median("stall_ms_p99")
             procs = max((r.tracker_procs for r in row.runs), default=0)
-            body.append([
-                f"{trials}x{results}", name, _fmt(fit), _fmt(row.median("drain_seconds")),
-                _fmt(trials * results / fit if fit else None, ",.0f"),
-                _fmt(added), _fmt(floor) if name == "tb-all" else "", _fmt(ratio) if name == "tb-all" else "",
-                "-" if med is None else f"{med:.3f} / {p99:.2f}", _fmt(row.median("driver_peak_mib"), ".0f"),
-                f"{row.median('tracker_peak_mib'):.0f} ({procs})" if procs else "0", row.status,
-            ])
-            points.append({"trials": trials, "results": results, "config": name, "fit": fit,
-                           "drain": row.median("drain_seconds"),
-                           "results_per_s": trials * results / fit if fit else None, "added": added,
-                           "floor": floor, "stall_median": med, "stall_p99": p99,
-                           "driver_mib": row.median("driver_peak_mib"), "passed": row.passed})
+            body.append(
+                [
+                    f"{trials}x{results}",
+                    name,
+                    _fmt(fit),
+                    _fmt(row.median("drain_seconds")),
+                    _fmt(trials * results / fit if fit else None, ",.0f"),
+                    _fmt(added),
+                    _fmt(floor) if name == "tb-all" else "",
+                    _fmt(ratio) if name == "tb-all" else "",
+                    "-" if med is None else f"{med:.3f} / {p99:.2f}",
+                    _fmt(row.median("driver_peak_mib"), ".0f"),
+                    f"{row.median('tracker_peak_mib'):.0f} ({procs})" if procs else "0",
+                    row.status,
+                ]
+            )
+            points.append(
+                {
+                    "trials": trials,
+                    "results": results,
+                    "config": name,
+                    "fit": fit,
+                    "drain": row.median("drain_seconds"),
+                    "results_per_s": trials * results / fit if fit else None,
+                    "added": added,
+                    "floor": floor,
+                    "stall_median": med,
+                    "stall_p99": p99,
+                    "driver_mib": row.median("driver_peak_mib"),
+                    "passed": row.passed,
+                }
+            )
     print()
     print(plain(header, body))
     os.makedirs(args.out_dir, exist_ok=True)
     stem = os.path.join(args.out_dir, "sweep")
     with open(stem + ".md", "w", encoding="utf-8") as f:
-        f.write(f"# Scale sweep\n\nMachine: {machine_line(info)}.\n\n{args.metrics} metrics per result, checkpoint "
-                f"every {args.checkpoint_every} steps, {args.repeats} repeat(s), medians. Command: "
-                f"`python -m benchmarks.compare {' '.join(args.argv)}`\n\n{markdown(header, body)}\n\n"
-                f"![sweep](sweep.png)\n")
+        f.write(
+            f"# Scale sweep\n\nMachine: {machine_line(info)}.\n\n{args.metrics} metrics per result, checkpoint "
+            f"every {args.checkpoint_every} steps, {args.repeats} repeat(s), medians. Command: "
+            f"`python -m benchmarks.compare {' '.join(args.argv)}`\n\n{markdown(header, body)}\n\n"
+            f"![sweep](sweep.png)\n"
+        )
     with open(stem + ".csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=list(points[0]))
         w.writeheader()
         w.writerows(points)
     with open(stem + ".json", "w", encoding="utf-8") as f:
-        json.dump({"machine": info, "args": args.argv, "runs": [r.__dict__ for row in rows for r in row.runs]},
-                  f, indent=1, default=str)
+        json.dump(
+            {"machine": info, "args": args.argv, "runs": [r.__dict__ for row in rows for r in row.runs]},
+            f,
+            indent=1,
+            default=str,
+        )
     plot_sweep(points, stem + ".png", args.metrics)
     print(f"\nwritten: {stem}.md, .csv, .png")
     return stem + ".md"
@@ -602,12 +750,23 @@ def plot_sweep(points: list[dict[str, Any]], path: str, metrics: int) -> None:
     floor = sorted({(p["trials"] * p["results"], p["floor"]) for p in points if p["floor"]})
     if floor:
         axes[0].plot([f[0] for f in floor], [f[1] for f in floor], "k:", marker="s", label="direct floor, sum of 3")
-    axes[0].set(title="Tuner.fit() wall time", xlabel="results (trials x results per trial)", ylabel="seconds",
-                xscale="log", yscale="log")
-    axes[1].set(title="results/s through Tune (higher is better)", xlabel="results", ylabel="results per second",
-                xscale="log", yscale="log")
-    axes[2].set(title="Tune's thread inside the callback, per result", xlabel="results", ylabel="ms",
-                xscale="log", yscale="log")
+    axes[0].set(
+        title="Tuner.fit() wall time",
+        xlabel="results (trials x results per trial)",
+        ylabel="seconds",
+        xscale="log",
+        yscale="log",
+    )
+    axes[1].set(
+        title="results/s through Tune (higher is better)",
+        xlabel="results",
+        ylabel="results per second",
+        xscale="log",
+        yscale="log",
+    )
+    axes[2].set(
+        title="Tune's thread inside the callback, per result", xlabel="results", ylabel="ms", xscale="log", yscale="log"
+    )
     axes[2].axhline(0.2, color="grey", linewidth=0.8, label="target median 0.2 ms")
     axes[2].axhline(2.0, color="grey", linewidth=0.8, linestyle="--", label="target p99 2 ms")
     for ax in axes:
@@ -640,8 +799,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", type=float, default=0.0, help="seconds of 'training' per step (default: none)")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 trials x 20 results, 1 repeat")
     p.add_argument("--sweep", action="store_true", help="the scale sweep instead of the comparison")
-    p.add_argument("--sizes", type=_sizes, default=None,
-                   help="sweep sizes, e.g. 4x50,4x200 (default 4x50,4x200,8x500,16x1000)")
+    p.add_argument(
+        "--sizes", type=_sizes, default=None, help="sweep sizes, e.g. 4x50,4x200 (default 4x50,4x200,8x500,16x1000)"
+    )
     p.add_argument("--full", action="store_true", help="add 16x2000 to the sweep (minutes per configuration)")
     p.add_argument("--no-direct", action="store_true", help="skip the direct-write floor")
     p.add_argument("--no-bridge", action="store_true", help="skip the bridge-alone measurement")

@@ -43,7 +43,9 @@ CONFIGS: dict[str, Config] = {
         Config("tb-mlflow", "TrackBridge mlflow", ("mlflow",), "trackbridge"),
         Config("tb-tensorboard", "TrackBridge tensorboard", ("tensorboard",), "trackbridge"),
         Config("tb-all", "TrackBridge, all three", ("wandb", "mlflow", "tensorboard"), "trackbridge"),
-        Config("tb-all-isolated", "TrackBridge, all three, isolate=True", ("wandb", "mlflow", "tensorboard"), "trackbridge"),
+        Config(
+            "tb-all-isolated", "TrackBridge, all three, isolate=True", ("wandb", "mlflow", "tensorboard"), "trackbridge"
+        ),
     ]
 }
 
@@ -129,9 +131,11 @@ def build(name: str, root: str) -> list[Any]:
         return [timed["TimedTrackBridge"](plugins=[NoopPlugin()])]
     if config.kind == "trackbridge":
         options = trackbridge_options(root)
-        return [timed["TimedTrackBridge"](
-            plugins={t: options[t] for t in config.trackers}, isolate=name.endswith("-isolated")
-        )]
+        return [
+            timed["TimedTrackBridge"](
+                plugins={t: options[t] for t in config.trackers}, isolate=name.endswith("-isolated")
+            )
+        ]
     callbacks: list[Any] = []
     if "wandb" in config.trackers:
         callbacks.append(timed["TimedWandb"](project="bench", mode="offline", dir=wandb_dir(root)))

@@ -75,17 +75,23 @@ def main() -> None:
     rows: dict[str, list[tuple[float, float, int]]] = {"no tracking": [], f"plugin sleeping {args.sleep}s/hook": []}
     for _ in range(args.repeats):  # interleaved: A B A B ...
         rows["no tracking"].append(run_once(args.trials, args.results, None, args.work, storage))
-        rows[f"plugin sleeping {args.sleep}s/hook"].append(run_once(args.trials, args.results, args.sleep, args.work, storage))
+        rows[f"plugin sleeping {args.sleep}s/hook"].append(
+            run_once(args.trials, args.results, args.sleep, args.work, storage)
+        )
     n = args.trials * args.results
     base_loop = statistics.median(r[0] for r in rows["no tracking"])
     print(f"\n{args.trials} trials x {args.results} results ({n} results), {args.repeats} repeats, medians")
-    print(f"{'configuration':<32}{'tuning loop s':>14}{'fit() s':>10}{'drain s':>10}{'loop ratio':>12}{'results delivered':>19}")
+    print(
+        f"{'configuration':<32}{'tuning loop s':>14}{'fit() s':>10}{'drain s':>10}{'loop ratio':>12}{'results delivered':>19}"
+    )
     for name, runs in rows.items():
         loop = statistics.median(r[0] for r in runs)
         total = statistics.median(r[1] for r in runs)
         delivered = min(r[2] for r in runs)
         print(f"{name:<32}{loop:>14.2f}{total:>10.2f}{total - loop:>10.2f}{loop / base_loop:>12.2f}{delivered:>19}")
-    print(f"\nA tracker doing the same sleeps on Tune's thread would add about {n * args.sleep:.0f}s to the tuning loop.")
+    print(
+        f"\nA tracker doing the same sleeps on Tune's thread would add about {n * args.sleep:.0f}s to the tuning loop."
+    )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ import json
 import os
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from benchmarks.workload import metric_names, metric_value
 from trackbridge_wandb_reader import CorruptLog, iter_records, wait_until_complete
@@ -142,8 +143,9 @@ def check_tensorboard(root: str, trials: int, results: int, num_metrics: int) ->
     tally = _Tally("tensorboard", trials, results, num_metrics)
     from tensorboard.backend.event_processing import event_accumulator as ea
 
-    run_dirs = sorted({os.path.dirname(p) for p in glob.glob(os.path.join(root, "**", "events.out.tfevents.*"),
-                                                              recursive=True)})
+    run_dirs = sorted(
+        {os.path.dirname(p) for p in glob.glob(os.path.join(root, "**", "events.out.tfevents.*"), recursive=True)}
+    )
     for run_dir in run_dirs:
         acc = ea.EventAccumulator(run_dir, size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
         acc.Reload()

@@ -81,8 +81,9 @@ def _loop_timer():
     return LoopTimer()
 
 
-def run(config_name: str, root: str, trials: int, results: int, metrics: int, checkpoint_every: int,
-        cpus: int, work: float) -> dict[str, Any]:
+def run(
+    config_name: str, root: str, trials: int, results: int, metrics: int, checkpoint_every: int, cpus: int, work: float
+) -> dict[str, Any]:
     """Run the workload once under ``config_name``; return timings and the callbacks' own numbers."""
     import ray
     from ray import tune
@@ -92,8 +93,7 @@ def run(config_name: str, root: str, trials: int, results: int, metrics: int, ch
     os.makedirs(root, exist_ok=True)
     storage = os.path.join(root, "tune")
     started_init = time.perf_counter()
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     init_seconds = time.perf_counter() - started_init
     out: dict[str, Any] = {"config": config_name, "ray_init_seconds": init_seconds}
     try:
@@ -125,7 +125,7 @@ def run(config_name: str, root: str, trials: int, results: int, metrics: int, ch
         # Per result, the time Tune's thread spent in all of this configuration's callbacks together.
         per_callback = [list(getattr(cb, "bench_result_ns", []) or []) for cb in callbacks]
         per_callback = [calls for calls in per_callback if calls]
-        stalls: list[int] = [sum(t) for t in zip(*per_callback)] if per_callback else []
+        stalls: list[int] = [sum(t) for t in zip(*per_callback, strict=False)] if per_callback else []
         for cb in callbacks:
             report = getattr(cb, "report", None)
             if isinstance(report, dict):
@@ -167,8 +167,9 @@ def main() -> None:
     args = parser.parse_args()
     for key, value in CHILD_ENV.items():
         os.environ.setdefault(key, value)
-    result = run(args.config, args.root, args.trials, args.results, args.metrics, args.checkpoint_every,
-                 args.cpus, args.work)
+    result = run(
+        args.config, args.root, args.trials, args.results, args.metrics, args.checkpoint_every, args.cpus, args.work
+    )
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
     # Leave quickly: atexit hooks of trackers have run in fit(); anything still alive is not ours to wait for.

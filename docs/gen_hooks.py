@@ -1,7 +1,7 @@
 """Regenerate docs/hooks.md from trackbridge/hookspecs.py, so the hook reference cannot drift from the code.
 
-    python docs/gen_hooks.py          # rewrite docs/hooks.md
-    python docs/gen_hooks.py --check  # exit 1 if it is out of date (tests/test_docs.py does this)
+python docs/gen_hooks.py          # rewrite docs/hooks.md
+python docs/gen_hooks.py --check  # exit 1 if it is out of date (tests/test_docs.py does this)
 """
 
 from __future__ import annotations

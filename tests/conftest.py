@@ -22,6 +22,9 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 import pytest  # noqa: E402
 
+# The `mlflow_server` fixture: a real `mlflow server` on 127.0.0.1, started once per session when asked for.
+pytest_plugins = ["tests.mlflow_server"]
+
 
 @pytest.fixture(scope="session")
 def ray_session():

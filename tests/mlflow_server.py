@@ -15,9 +15,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -68,17 +68,23 @@ def start_server(root: Path, port: int | None = None) -> tuple[subprocess.Popen,
     url = f"http://127.0.0.1:{port}"
     cmd = _mlflow_executable() + [
         "server",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--workers", "1",  # 2 shared CPUs: one worker is plenty for tests
-        "--backend-store-uri", backend,
-        "--artifacts-destination", str(artifacts),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",  # 2 shared CPUs: one worker is plenty for tests
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        str(artifacts),
     ]
     env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
     log_file = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(root),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(root), start_new_session=True
+    )
     log_file.close()
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -88,8 +94,9 @@ def start_server(root: Path, port: int | None = None) -> tuple[subprocess.Popen,
             return proc, MlflowServer(url, backend, artifacts, log_path)
         time.sleep(0.25)
     stop_server(proc)
-    raise RuntimeError(f"mlflow server did not answer /health within {START_TIMEOUT_S}s:\n"
-                       f"{log_path.read_text()[-4000:]}")
+    raise RuntimeError(
+        f"mlflow server did not answer /health within {START_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}"
+    )
 
 
 def stop_server(proc: subprocess.Popen) -> None:

@@ -15,10 +15,26 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_compare_smoke_run_verifies_every_tracker(tmp_path):
     out = subprocess.run(
         [
-            sys.executable, "-m", "benchmarks.compare", "--configs", "none,tb-all", "--trials", "1",
-            "--results", "5", "--repeats", "1", "--no-direct", "--no-bridge", "--out-dir", str(tmp_path),
+            sys.executable,
+            "-m",
+            "benchmarks.compare",
+            "--configs",
+            "none,tb-all",
+            "--trials",
+            "1",
+            "--results",
+            "5",
+            "--repeats",
+            "1",
+            "--no-direct",
+            "--no-bridge",
+            "--out-dir",
+            str(tmp_path),
         ],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     [table] = tmp_path.glob("compare-1x5.md")

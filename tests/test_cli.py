@@ -44,7 +44,10 @@ def test_demo_runs_offline_into_all_three_trackers(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "MLFLOW_"))}
     out = subprocess.run(
         [sys.executable, "-m", "trackbridge.cli", "demo", "--trials", "2", "--results", "6", "--dir", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=400,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for name in ("wandb", "mlflow", "tensorboard"):

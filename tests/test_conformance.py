@@ -24,7 +24,10 @@ def _mlflow_read_back(d: Path) -> StoredRuns:
             if tid is None:
                 continue
             stored.runs_per_trial[tid] = stored.runs_per_trial.get(tid, 0) + 1
-            stored.steps[tid] = [m.step for m in sorted(client.get_metric_history(run.info.run_id, "loss"), key=lambda m: (m.timestamp, m.step))]
+            stored.steps[tid] = [
+                m.step
+                for m in sorted(client.get_metric_history(run.info.run_id, "loss"), key=lambda m: (m.timestamp, m.step))
+            ]
             stored.statuses[tid] = STATUS_OF_MLFLOW.get(run.info.status, run.info.status)
     return stored
 
@@ -62,13 +65,19 @@ def _assert_conforms(report) -> None:
 def test_mlflow_plugin_conforms(tmp_path):
     from trackbridge_mlflow import MlflowPlugin
 
-    _assert_conforms(check_plugin(lambda d: MlflowPlugin(tracking_uri=f"sqlite:///{d / 'mlflow.db'}"), _mlflow_read_back, tmp_path))
+    _assert_conforms(
+        check_plugin(lambda d: MlflowPlugin(tracking_uri=f"sqlite:///{d / 'mlflow.db'}"), _mlflow_read_back, tmp_path)
+    )
 
 
 def test_wandb_plugin_conforms(tmp_path):
     from trackbridge_wandb import WandbPlugin
 
-    _assert_conforms(check_plugin(lambda d: WandbPlugin(mode="offline", dir=str(d), project="conformance"), _wandb_read_back, tmp_path))
+    _assert_conforms(
+        check_plugin(
+            lambda d: WandbPlugin(mode="offline", dir=str(d), project="conformance"), _wandb_read_back, tmp_path
+        )
+    )
 
 
 def test_tensorboard_plugin_conforms(tmp_path):

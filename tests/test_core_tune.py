@@ -171,14 +171,18 @@ def test_restored_experiment_resumes_trials_and_never_repeats_a_step(ray_session
     tuner = tune.Tuner(
         interrupted_trainable,
         param_space={"marker": str(workdir / "marker")},
-        run_config=tune.RunConfig(name="core_restore", storage_path=storage, callbacks=[TrackBridgeCallback(plugins=[first])]),
+        run_config=tune.RunConfig(
+            name="core_restore", storage_path=storage, callbacks=[TrackBridgeCallback(plugins=[first])]
+        ),
     )
     tuner.fit()
     [(tid, events)] = first.by_trial().items()
     assert [e[2] for e in events if e[0] == "result"] == [1, 2, 3]
     assert events[-1][2] == "failed"
 
-    restored = tune.Tuner.restore(os.path.join(storage, "core_restore"), trainable=interrupted_trainable, resume_errored=True)
+    restored = tune.Tuner.restore(
+        os.path.join(storage, "core_restore"), trainable=interrupted_trainable, resume_errored=True
+    )
     restored.fit()
     # the callback was unpickled from tuner.pkl: its plugin is a copy of the original (pickled before the run)
     callbacks = restored._local_tuner._run_config.callbacks
@@ -205,15 +209,20 @@ def test_pbt_paused_and_exploited_trials_continue_their_runs(ray_session, workdi
 
     rec = RecordingPlugin()
     pbt = PopulationBasedTraining(
-        time_attr="training_iteration", perturbation_interval=4,
+        time_attr="training_iteration",
+        perturbation_interval=4,
         # none of the starting values among the choices: the first exploit of a trial always changes its lr
-        hyperparam_mutations={"lr": [0.003, 0.03, 0.3]}, quantile_fraction=0.5, resample_probability=1.0,
+        hyperparam_mutations={"lr": [0.003, 0.03, 0.3]},
+        quantile_fraction=0.5,
+        resample_probability=1.0,
     )
     tune.Tuner(
         pbt_trainable,
         param_space={"lr": tune.grid_search([0.001, 0.01, 0.1, 1.0])},
         tune_config=tune.TuneConfig(scheduler=pbt, metric="score", mode="max"),
-        run_config=tune.RunConfig(name="core_pbt", storage_path=str(workdir), callbacks=[TrackBridgeCallback(plugins=[rec])]),
+        run_config=tune.RunConfig(
+            name="core_pbt", storage_path=str(workdir), callbacks=[TrackBridgeCallback(plugins=[rec])]
+        ),
     ).fit()
     per_trial = rec.by_trial()
     assert len(per_trial) == 4
@@ -235,13 +244,15 @@ def test_the_same_callback_in_two_fits_tracks_two_experiments(ray_session, workd
     rec = RecordingPlugin()
     callback = TrackBridgeCallback(plugins=[rec])
     for name in ("first", "second"):
-        tune.run(
-            trainable, config={"x": 1}, callbacks=[callback], storage_path=str(workdir), name=name, verbose=0
-        )
+        tune.run(trainable, config={"x": 1}, callbacks=[callback], storage_path=str(workdir), name=name, verbose=0)
     starts = [e for e in rec.events if e[0] in ("setup", "experiment_start", "experiment_end")]
     assert starts == [
-        ("setup",), ("experiment_start", "first"), ("experiment_end", "first"),
-        ("setup",), ("experiment_start", "second"), ("experiment_end", "second"),
+        ("setup",),
+        ("experiment_start", "first"),
+        ("experiment_end", "first"),
+        ("setup",),
+        ("experiment_start", "second"),
+        ("experiment_end", "second"),
     ]
     results = [e for e in rec.events if e[0] == "result"]
     assert [e[2] for e in results] == [1, 2, 3, 4, 1, 2, 3, 4]
@@ -249,10 +260,22 @@ def test_the_same_callback_in_two_fits_tracks_two_experiments(ray_session, workd
 
 def test_excludes_and_auto_metrics(ray_session, workdir):
     default, chosen = RecordingPlugin(name="default"), RecordingPlugin(name="chosen")
-    tune.run(trainable, config={"x": 1}, callbacks=[TrackBridgeCallback(plugins=[default])],
-             storage_path=str(workdir), name="defaults", verbose=0)
-    tune.run(trainable, config={"x": 1}, storage_path=str(workdir), name="chosen", verbose=0,
-             callbacks=[TrackBridgeCallback(plugins=[chosen], excludes=["eval", "ta?"], include_auto_metrics=True)])
+    tune.run(
+        trainable,
+        config={"x": 1},
+        callbacks=[TrackBridgeCallback(plugins=[default])],
+        storage_path=str(workdir),
+        name="defaults",
+        verbose=0,
+    )
+    tune.run(
+        trainable,
+        config={"x": 1},
+        storage_path=str(workdir),
+        name="chosen",
+        verbose=0,
+        callbacks=[TrackBridgeCallback(plugins=[chosen], excludes=["eval", "ta?"], include_auto_metrics=True)],
+    )
     [first_default] = [e[3] for e in default.events if e[0] == "result" and e[2] == 1]
     [first_chosen] = [e[3] for e in chosen.events if e[0] == "result" and e[2] == 1]
     assert set(first_default) == {"loss", "eval/acc", "tag"}  # Tune's auto-filled fields left out
@@ -296,7 +319,9 @@ def test_state_saved_by_tune_carries_last_step_and_config_into_a_restored_callba
     restored.close()
     events = restored.get_plugin("recorder").by_trial()["t1"]
     assert [(e[0], e[2]) for e in events if e[0] in ("trial_start", "config_update")] == [
-        ("trial_start", True), ("config_update", 3)]
+        ("trial_start", True),
+        ("config_update", 3),
+    ]
     assert [e for e in events if e[0] == "config_update"][0][3] == {"lr": 0.05}
     assert [e[2] for e in events if e[0] == "result"] == [4]
     assert restored.report["skipped_replayed_results"] == 1

@@ -6,14 +6,14 @@ import logging
 import threading
 import time
 
-from trackbridge import hookimpl
 import pytest
 
+from trackbridge import hookimpl
 from trackbridge.delivery import Dispatcher, HookEmitter
 from trackbridge.events import ExperimentInfo, TrialInfo, TrialStatus
 from trackbridge.loading import resolve
-from trackbridge.transport import DeliveryOptions, HookCall
 from trackbridge.testing import RecordingPlugin, drive, scripted_trial
+from trackbridge.transport import DeliveryOptions, HookCall
 
 
 def _trial(tid: str) -> TrialInfo:
@@ -76,7 +76,7 @@ def test_events_of_each_trial_stay_in_order_across_interleaving():
     for t in trials:
         emit.trial_complete(t, TrialStatus.COMPLETED, None)
     d.close(30)
-    for tid, events in rec.by_trial().items():
+    for events in rec.by_trial().values():
         assert [e[0] for e in events] == ["trial_start"] + ["result"] * 50 + ["complete"]
         assert [e[2] for e in events if e[0] == "result"] == list(range(1, 51))
 

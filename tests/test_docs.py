@@ -32,7 +32,9 @@ def test_every_hook_has_a_docstring_and_pinned_parameters():
 
 
 def test_hook_reference_is_generated_from_the_spec():
-    result = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_hooks.py"), "--check"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "gen_hooks.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -34,7 +34,8 @@ def test_isolated_plugins_store_everything_like_threaded_ones(ray_session, workd
     }
     callback = TrackBridgeCallback(plugins=plugins, isolate=True)
     grid = tune.Tuner(
-        trainable, param_space={"x": tune.grid_search([1, 2])},
+        trainable,
+        param_space={"x": tune.grid_search([1, 2])},
         run_config=tune.RunConfig(name="iso", storage_path=str(workdir / "ray"), callbacks=[callback]),
     ).fit()
     trial_ids = {r.metrics["trial_id"] for r in grid}
@@ -76,7 +77,8 @@ def test_a_plugin_process_that_dies_is_reported_and_tuning_goes_on(ray_session, 
     rec = RecordingPlugin()
     callback = TrackBridgeCallback(plugins=[DiesMidRun(), rec], isolate=["dies"])
     grid = tune.Tuner(
-        trainable, param_space={"x": tune.grid_search([1, 2])},
+        trainable,
+        param_space={"x": tune.grid_search([1, 2])},
         run_config=tune.RunConfig(name="dies", storage_path=str(workdir), callbacks=[callback]),
     ).fit()
     assert grid.num_errors == 0
@@ -115,7 +117,10 @@ def test_ctrl_c_to_the_whole_process_group_still_drains_isolated_plugins(tmp_pat
     events = tmp_path / "events.jsonl"
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPT), "sigint_isolated", str(events), str(tmp_path / "ray")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
     def read() -> list:

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from ray import tune
 
-from tests.mlflow_server import mlflow_server  # noqa: F401 - the session fixture
 from trackbridge import TrackBridgeCallback, TrialStatus
 from trackbridge.events import ExperimentInfo, TrialInfo
 from trackbridge.testing import drive, scripted_trial
@@ -79,8 +78,24 @@ def shared_db(tmp_path_factory) -> str:
 # --------------------------------------------------------------------------- pure parts
 
 NASTY_KEYS = [
-    "acc@top1", "eval//loss", "/leading", "trailing/", "../up", "a/./b", "..hidden", ".", "..", "",
-    "a:b c", "ünïcode", "tab\there", "x" * 300, "y/" * 200, "emoji😀", "semi;colon", "q'uote\"",
+    "acc@top1",
+    "eval//loss",
+    "/leading",
+    "trailing/",
+    "../up",
+    "a/./b",
+    "..hidden",
+    ".",
+    "..",
+    "",
+    "a:b c",
+    "ünïcode",
+    "tab\there",
+    "x" * 300,
+    "y/" * 200,
+    "emoji😀",
+    "semi;colon",
+    "q'uote\"",
 ]
 
 
@@ -171,8 +186,14 @@ def test_long_params_tag_and_artifact_modes(shared_db, tmp_path, monkeypatch):
     for mode in ("tag", "artifact"):
         drive(
             MlflowPlugin(tracking_uri=shared_db, long_params=mode),
-            [scripted_trial("t1", config={"model": {"spec": long_value}, "lr": 0.1}, results=[{"loss": 1.0}],
-                            experiment_name=f"long_{mode}")],
+            [
+                scripted_trial(
+                    "t1",
+                    config={"model": {"spec": long_value}, "lr": 0.1},
+                    results=[{"loss": 1.0}],
+                    experiment_name=f"long_{mode}",
+                )
+            ],
         )
         client = _client(shared_db)
         [run] = _runs(client, f"long_{mode}").values()
@@ -252,7 +273,9 @@ def test_a_fresh_process_reopens_the_run_skips_logged_steps_and_treats_a_new_con
     second.trackbridge_trial_start(trial=changed, resumed=True, last_step=2)
     assert client.get_run(run.info.run_id).info.status == "RUNNING"
     for step in (3, 4):
-        second.trackbridge_trial_result(trial=changed, step=step, metrics={"loss": 10.0 * step}, timestamp=2000.0 + step)
+        second.trackbridge_trial_result(
+            trial=changed, step=step, metrics={"loss": 10.0 * step}, timestamp=2000.0 + step
+        )
     second.trackbridge_flush()
     second.trackbridge_trial_complete(trial=changed, status=TrialStatus.COMPLETED, error=None)
     second.trackbridge_experiment_end(experiment=restored)
@@ -303,8 +326,10 @@ def test_deleted_experiment_with_the_same_name_is_restored(shared_db, caplog):
     old = client.create_experiment("was_deleted")
     client.delete_experiment(old)
     with caplog.at_level(logging.WARNING, logger="trackbridge"):
-        stats = drive(MlflowPlugin(tracking_uri=shared_db),
-                      [scripted_trial("d1", results=[{"loss": 1.0}], experiment_name="was_deleted")])
+        stats = drive(
+            MlflowPlugin(tracking_uri=shared_db),
+            [scripted_trial("d1", results=[{"loss": 1.0}], experiment_name="was_deleted")],
+        )
     assert stats.failed == 0
     experiment = client.get_experiment_by_name("was_deleted")
     assert experiment.experiment_id == old and experiment.lifecycle_stage == "active"
@@ -328,7 +353,9 @@ def test_done_means_4_trials_x_200_results_complete_histories(ray_session, workd
     tune.Tuner(
         steady,
         param_space={"x": tune.grid_search([1, 2, 3, 4])},
-        run_config=tune.RunConfig(name="done_means", storage_path=str(workdir / "ray"), callbacks=[callback], verbose=0),
+        run_config=tune.RunConfig(
+            name="done_means", storage_path=str(workdir / "ray"), callbacks=[callback], verbose=0
+        ),
     ).fit()
     client = _client(uri)
     runs = _runs(client, "done_means")
@@ -350,11 +377,21 @@ def mixed(config):
     for i in range(1, 5):
         if config["fail"] and i == 3:
             raise RuntimeError("diverged on purpose")
-        tune.report({
-            "loss": 1.0 / i, "acc@top1": i, "eval//x": i, "../up": i, "a:b c": i, "note": "text",
-            "nan": float("nan"), "inf": float("inf"), "flag": i % 2 == 0, "np": np.float32(i),
-            "hist": [1.0, 2.0],
-        })
+        tune.report(
+            {
+                "loss": 1.0 / i,
+                "acc@top1": i,
+                "eval//x": i,
+                "../up": i,
+                "a:b c": i,
+                "note": "text",
+                "nan": float("nan"),
+                "inf": float("inf"),
+                "flag": i % 2 == 0,
+                "np": np.float32(i),
+                "hist": [1.0, 2.0],
+            }
+        )
 
 
 def test_failing_trial_odd_names_odd_values_and_a_long_config_value(ray_session, workdir, caplog):
@@ -422,8 +459,13 @@ def test_pbt_perturbations_do_not_break_params(ray_session, workdir):
         pbt_trainable,
         param_space={"lr": tune.grid_search([0.01, 0.08]), "optimizer": "sgd"},
         tune_config=tune.TuneConfig(scheduler=pbt, metric="score", mode="max"),
-        run_config=tune.RunConfig(name="pbt", storage_path=str(workdir / "ray"), callbacks=[callback], verbose=0,
-                                  stop={"training_iteration": 8}),
+        run_config=tune.RunConfig(
+            name="pbt",
+            storage_path=str(workdir / "ray"),
+            callbacks=[callback],
+            verbose=0,
+            stop={"training_iteration": 8},
+        ),
     ).fit()
     client = _client(uri)
     runs = _runs(client, "pbt")
@@ -471,8 +513,13 @@ def test_restored_experiment_continues_each_trials_run(ray_session, workdir):
     tune.Tuner(
         flaky,
         param_space={"flaky": tune.grid_search([True, False]), "marker": str(workdir / "marker")},
-        run_config=tune.RunConfig(name="restored", storage_path=str(path), callbacks=[callback], verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=0)),
+        run_config=tune.RunConfig(
+            name="restored",
+            storage_path=str(path),
+            callbacks=[callback],
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
     ).fit()
     client = _client(uri)
     first = _runs(client, "restored")
@@ -488,8 +535,9 @@ def test_restored_experiment_continues_each_trials_run(ray_session, workdir):
         assert _steps(client, run.info.run_id, "loss") == [1, 2, 3, 4, 5, 6], name  # no gaps, no duplicates
         assert "error" not in run.data.tags and run.data.tags["trackbridge.status"] == "completed"
     experiment = client.get_experiment_by_name("restored")
-    parents = [r for r in client.search_runs([experiment.experiment_id])
-               if r.data.tags.get("trackbridge.role") == "parent"]
+    parents = [
+        r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("trackbridge.role") == "parent"
+    ]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert {r.data.tags["mlflow.parentRunId"] for r in runs.values()} == {parents[0].info.run_id}
 
@@ -504,18 +552,24 @@ def with_checkpoints(config):
 
 def test_real_server_parent_run_checkpoint_artifacts_and_long_param_artifact(ray_session, workdir, mlflow_server):
     long_value = "L" * 7000
-    callback = TrackBridgeCallback(plugins={"mlflow": {
-        "tracking_uri": mlflow_server.url,
-        "experiment_name": "server_e2e",
-        "parent_run": True,
-        "save_artifact": True,
-        "long_params": "artifact",
-        "tracking_token": "tok-not-for-logs",
-    }})
+    callback = TrackBridgeCallback(
+        plugins={
+            "mlflow": {
+                "tracking_uri": mlflow_server.url,
+                "experiment_name": "server_e2e",
+                "parent_run": True,
+                "save_artifact": True,
+                "long_params": "artifact",
+                "tracking_token": "tok-not-for-logs",
+            }
+        }
+    )
     tune.Tuner(
         with_checkpoints,
         param_space={"x": tune.grid_search([1, 2]), "spec": long_value},
-        run_config=tune.RunConfig(name="server_tune", storage_path=str(workdir / "ray"), callbacks=[callback], verbose=0),
+        run_config=tune.RunConfig(
+            name="server_tune", storage_path=str(workdir / "ray"), callbacks=[callback], verbose=0
+        ),
     ).fit()
     assert os.environ.get("MLFLOW_TRACKING_TOKEN") != "tok-not-for-logs"  # restored after the run
     client = _client(mlflow_server.url)
@@ -532,7 +586,10 @@ def test_real_server_parent_run_checkpoint_artifacts_and_long_param_artifact(ray
         assert run.data.tags["experiment_name"] == "server_tune"
         assert _steps(client, rid, "loss") == [1, 2, 3]
         assert [a.path for a in client.list_artifacts(rid, "checkpoints")] == [
-            "checkpoints/1", "checkpoints/2", "checkpoints/3"]
+            "checkpoints/1",
+            "checkpoints/2",
+            "checkpoints/3",
+        ]
         local = client.download_artifacts(rid, "checkpoints/2/state.json", str(workdir))
         assert json.loads(Path(local).read_text())["step"] == 2
         assert "full value in artifact params/spec.txt" in run.data.params["spec"]

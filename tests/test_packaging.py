@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_wheel_contains_core_plugins_and_entry_points(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     [wheel] = tmp_path.glob("trackbridge-*.whl")
@@ -24,8 +26,12 @@ def test_wheel_contains_core_plugins_and_entry_points(tmp_path):
         [meta_name] = [n for n in names if n.endswith(".dist-info/METADATA")]
         metadata = zf.read(meta_name).decode()
     for module in (
-        "trackbridge/__init__.py", "trackbridge/hookspecs.py", "trackbridge/testing/__init__.py",
-        "trackbridge_wandb/__init__.py", "trackbridge_mlflow/__init__.py", "trackbridge_tensorboard/__init__.py",
+        "trackbridge/__init__.py",
+        "trackbridge/hookspecs.py",
+        "trackbridge/testing/__init__.py",
+        "trackbridge_wandb/__init__.py",
+        "trackbridge_mlflow/__init__.py",
+        "trackbridge_tensorboard/__init__.py",
     ):
         assert module in names, module
     assert "[trackbridge]" in entry_points

@@ -68,7 +68,9 @@ def test_bad_options_fail_at_construction_with_the_plugin_name(acme):
 
 
 def test_missing_tracker_sdk_names_the_extra_to_install(acme):
-    with pytest.raises(MissingTrackerError, match=r'needs surely_not_an_installed_sdk_xyz.*pip install "acme-tracker\[sdk\]"'):
+    with pytest.raises(
+        MissingTrackerError, match=r'needs surely_not_an_installed_sdk_xyz.*pip install "acme-tracker\[sdk\]"'
+    ):
         resolve(["needs_sdk"])
 
 
@@ -148,7 +150,15 @@ def test_secret_options_are_not_pickled_but_paths_to_them_are():
     from trackbridge.loading import picklable_request
 
     name, options = picklable_request(
-        ("x", {"api_key": "k", "api_key_file": "/run/key", "tracking_token": "t", "project": "p",
-               "tracking_uri": "https://me:pw@mlflow.example:5000/api"})
+        (
+            "x",
+            {
+                "api_key": "k",
+                "api_key_file": "/run/key",
+                "tracking_token": "t",
+                "project": "p",
+                "tracking_uri": "https://me:pw@mlflow.example:5000/api",
+            },
+        )
     )
     assert options == {"api_key_file": "/run/key", "project": "p", "tracking_uri": "https://mlflow.example:5000/api"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -109,12 +108,19 @@ def test_ctrl_c_still_drains_the_queue_and_finishes_every_run(tmp_path):
     events = tmp_path / "events.jsonl"
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPT), "sigint", str(events), str(tmp_path / "ray")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 120
+
     def both_trials_running() -> bool:
         recorded = _read_events(events)
-        per_trial = {e[1]: sum(1 for r in recorded if r[0] == "result" and r[1] == e[1]) for e in recorded if e[0] == "trial_start"}
+        per_trial = {
+            e[1]: sum(1 for r in recorded if r[0] == "result" and r[1] == e[1])
+            for e in recorded
+            if e[0] == "trial_start"
+        }
         return len(per_trial) == 2 and min(per_trial.values()) >= 2
 
     while time.monotonic() < deadline and not both_trials_running():
@@ -134,7 +140,9 @@ def test_driver_exiting_inside_fit_flushes_through_the_exit_hook(tmp_path):
     events = tmp_path / "events.jsonl"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "exit", str(events), str(tmp_path / "ray")],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "FIT RETURNED" not in proc.stdout
@@ -150,8 +158,12 @@ def test_slow_plugin_gets_backpressure_with_a_bounded_queue_and_loses_nothing(ra
     slow = RecordingPlugin(name="slow", sleep=0.002)
     callback = TrackBridgeCallback(plugins=[slow], queue_size=20)
     tune.run(
-        many_results_trainable, config={"n": 400, "x": tune.grid_search([1, 2])},
-        callbacks=[callback], storage_path=str(workdir), name="backpressure", verbose=0,
+        many_results_trainable,
+        config={"n": 400, "x": tune.grid_search([1, 2])},
+        callbacks=[callback],
+        storage_path=str(workdir),
+        name="backpressure",
+        verbose=0,
     )
     [row] = callback.report["plugins"]
     assert row["max_queue_depth"] <= 20  # memory is bounded by queue_size whatever the tracker's speed
@@ -176,8 +188,12 @@ def test_a_hung_tracker_is_declared_stuck_and_tuning_goes_on(ray_session, workdi
     callback = TrackBridgeCallback(plugins=[Hangs(), rec], queue_size=5, stuck_timeout=1.0, drain_timeout=5)
     started = time.monotonic()
     tune.run(
-        many_results_trainable, config={"n": 100, "x": tune.grid_search([1, 2])},
-        callbacks=[callback], storage_path=str(workdir), name="stuck", verbose=0,
+        many_results_trainable,
+        config={"n": 100, "x": tune.grid_search([1, 2])},
+        callbacks=[callback],
+        storage_path=str(workdir),
+        name="stuck",
+        verbose=0,
     )
     elapsed = time.monotonic() - started
     release.set()

@@ -16,7 +16,6 @@ from ray import tune
 
 from tests import wandb_reader
 from tests.step_checkpoints import first_step, step_checkpoint
-from tests.mlflow_server import mlflow_server  # noqa: F401  (fixture)
 from trackbridge import TrackBridgeCallback
 
 SECRET_KEY = "wandb-key-PLANTED-0123456789abcdef0123456789abcdef"
@@ -236,7 +235,9 @@ def test_trials_still_running_at_experiment_end_are_finished_as_unfinished_every
         endless_trainable,
         param_space={"x": tune.grid_search([1, 2])},
         run_config=tune.RunConfig(
-            name="unfinished", storage_path=str(workdir / "ray"), callbacks=[callback],
+            name="unfinished",
+            storage_path=str(workdir / "ray"),
+            callbacks=[callback],
             stop=StopAllOnceEveryTrialReported(trials=2, results=3),
         ),
     ).fit()
@@ -258,7 +259,9 @@ def test_trials_still_running_at_experiment_end_are_finished_as_unfinished_every
 # --------------------------------------------------------------------------- two nodes
 def test_two_node_cluster_tracks_every_trial_and_uploads_remote_checkpoints(tmp_path):
     script = Path(__file__).with_name("scripts") / "multinode_run.py"
-    plugins = _all_plugins(tmp_path, wandb={"upload_checkpoints": True}, mlflow={"save_artifact": True, "experiment_name": "multinode"})
+    plugins = _all_plugins(
+        tmp_path, wandb={"upload_checkpoints": True}, mlflow={"save_artifact": True, "experiment_name": "multinode"}
+    )
     proc = subprocess.run(
         [sys.executable, str(script), str(tmp_path), json.dumps(plugins)], capture_output=True, text=True, timeout=400
     )
@@ -351,7 +354,9 @@ def test_trials_retried_by_tune_keep_one_run_per_tracker_without_repeated_steps(
         flaky_trainable,
         param_space={"x": tune.grid_search([1, 2]), "marker_dir": str(workdir)},
         run_config=tune.RunConfig(
-            name="retried", storage_path=str(workdir / "ray"), callbacks=[callback],
+            name="retried",
+            storage_path=str(workdir / "ray"),
+            callbacks=[callback],
             failure_config=tune.FailureConfig(max_failures=1),
         ),
     ).fit()

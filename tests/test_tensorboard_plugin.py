@@ -71,7 +71,10 @@ def hparams_sessions(root: Path | str) -> dict[str, api_pb2.SessionGroup]:
         start_index=0,
         slice_size=1000,
         allowed_statuses=[
-            api_pb2.STATUS_UNKNOWN, api_pb2.STATUS_SUCCESS, api_pb2.STATUS_FAILURE, api_pb2.STATUS_RUNNING
+            api_pb2.STATUS_UNKNOWN,
+            api_pb2.STATUS_SUCCESS,
+            api_pb2.STATUS_FAILURE,
+            api_pb2.STATUS_RUNNING,
         ],
         aggregation_type=api_pb2.AGGREGATION_AVG,
         include_metrics=True,
@@ -106,7 +109,10 @@ def tuner(trainable, workdir: Path, name: str, param_space: dict, plugin_options
         trainable,
         param_space=param_space,
         run_config=tune.RunConfig(
-            name=name, storage_path=str(workdir / "ray"), callbacks=[callback, *extra_callbacks], verbose=0,
+            name=name,
+            storage_path=str(workdir / "ray"),
+            callbacks=[callback, *extra_callbacks],
+            verbose=0,
             **run_config,
         ),
     ), callback
@@ -172,7 +178,11 @@ def test_four_trials_of_200_results_give_four_runs_of_exactly_200_steps(ray_sess
         hp = hparam_dict(group)
         seen_lrs.append(hp["lr"])
         assert hp == {
-            "lr": hp["lr"], "opt/name": "sgd", "opt/betas": "[0.9, 0.99]", "use_bn": True, "trial_status": "completed"
+            "lr": hp["lr"],
+            "opt/name": "sgd",
+            "opt/betas": "[0.9, 0.99]",
+            "use_bn": True,
+            "trial_status": "completed",
         }
         assert group.sessions[0].status == api_pb2.STATUS_SUCCESS
         metrics = metric_dict(group)
@@ -453,7 +463,11 @@ def test_remote_storage_writes_to_tunes_local_staging_directory(workdir):
     trial = scripted_trial("r", results=[{"loss": 1.0}])
     remote = pafs.PyFileSystem(pafs.FSSpecHandler(MemoryFileSystem()))
     info = TrialInfo(
-        trial_id="r", trial_name="trial_0", experiment_name="exp", path="bucket/exp/trial_0", local_path=str(staging),
+        trial_id="r",
+        trial_name="trial_0",
+        experiment_name="exp",
+        path="bucket/exp/trial_0",
+        local_path=str(staging),
         filesystem=remote,
     )
     trial.info = info

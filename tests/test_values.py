@@ -7,9 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from trackbridge.secrets import REDACTED, SECRET_PATTERNS, mask_uri, redact
+from trackbridge.secrets import REDACTED, mask_uri, redact
 from trackbridge.values import (
-    HISTOGRAM, SCALAR, SKIP, TEXT, WarnOnce, classify, flatten, plain_config,
+    HISTOGRAM,
+    SCALAR,
+    SKIP,
+    TEXT,
+    WarnOnce,
+    classify,
+    flatten,
+    plain_config,
 )
 
 
@@ -20,12 +27,26 @@ def test_flatten_nested_with_slash_keeps_lists_whole():
 @pytest.mark.parametrize(
     "value, kind",
     [
-        (1, SCALAR), (0.5, SCALAR), (True, SCALAR), (float("nan"), SCALAR), (math.inf, SCALAR),
-        (np.float32(1.5), SCALAR), (np.int64(3), SCALAR), (np.array(2.0), SCALAR),
-        ([1, 2, 3], HISTOGRAM), ((1.0, 2.0), HISTOGRAM), (np.arange(5), HISTOGRAM),
+        (1, SCALAR),
+        (0.5, SCALAR),
+        (True, SCALAR),
+        (float("nan"), SCALAR),
+        (math.inf, SCALAR),
+        (np.float32(1.5), SCALAR),
+        (np.int64(3), SCALAR),
+        (np.array(2.0), SCALAR),
+        ([1, 2, 3], HISTOGRAM),
+        ((1.0, 2.0), HISTOGRAM),
+        (np.arange(5), HISTOGRAM),
         ("hello", TEXT),
-        (None, SKIP), ([], SKIP), (["a", 1], SKIP), ({}, SKIP), (object(), SKIP), (np.array(["a"]), SKIP),
-        (np.array([]), SKIP), (1 + 2j, SKIP),
+        (None, SKIP),
+        ([], SKIP),
+        (["a", 1], SKIP),
+        ({}, SKIP),
+        (object(), SKIP),
+        (np.array(["a"]), SKIP),
+        (np.array([]), SKIP),
+        (1 + 2j, SKIP),
     ],
 )
 def test_classify(value, kind):
@@ -35,7 +56,12 @@ def test_classify(value, kind):
 def test_redact_default_patterns_at_any_depth():
     cfg = {"lr": 0.1, "db": {"Password": "hunter2", "host": "h"}, "WANDB_API_KEY": "k", "auth_token": "t"}
     out = redact(cfg)
-    assert out == {"lr": 0.1, "db": {"Password": REDACTED, "host": "h"}, "WANDB_API_KEY": REDACTED, "auth_token": REDACTED}
+    assert out == {
+        "lr": 0.1,
+        "db": {"Password": REDACTED, "host": "h"},
+        "WANDB_API_KEY": REDACTED,
+        "auth_token": REDACTED,
+    }
     assert cfg["db"]["Password"] == "hunter2"  # the input is not changed
 
 

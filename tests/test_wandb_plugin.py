@@ -126,7 +126,7 @@ def test_four_trials_fifty_results_become_four_runs_with_exactly_the_reported_ro
         tune_rows = [(e[2], e[3]) for e in reported[tid] if e[0] == "result"]
         assert [step for step, _ in tune_rows] == list(range(1, DONE_RESULTS + 1))
         assert len(run.history) == len(tune_rows)
-        for row, (step, metrics) in zip(run.history, tune_rows):
+        for row, (step, metrics) in zip(run.history, tune_rows, strict=False):
             assert row["_step"] == row["training_iteration"] == step
             assert {k: row[k] for k in metrics} == metrics
             assert set(row) - set(metrics) == {"training_iteration", "_step", "_runtime", "_timestamp"}
@@ -136,7 +136,7 @@ def test_four_trials_fifty_results_become_four_runs_with_exactly_the_reported_ro
         # one model artifact per checkpoint, named after the trial, with that step's metrics
         steps = list(range(DONE_CHECKPOINT_EVERY, DONE_RESULTS + 1, DONE_CHECKPOINT_EVERY))
         assert len(run.artifacts) == len(steps)
-        for artifact, step in zip(run.artifacts, steps):
+        for artifact, step in zip(run.artifacts, steps, strict=False):
             assert artifact.type == "model" and artifact.name == run.name
             assert set(artifact.aliases) == {"latest", f"step_{step}"}
             metadata = json.loads(artifact.metadata)
@@ -177,11 +177,25 @@ def mixed(ray_session, tmp_path_factory):
     root = tmp_path_factory.mktemp("wb_mixed")
     wandb_dir = root / "wandb_runs"
     callback = TrackBridgeCallback(
-        plugins={"wandb": {"mode": "offline", "dir": str(wandb_dir), "project": "p", "api_key": API_KEY,
-                           "tags": ["plugin-tag"]}}
+        plugins={
+            "wandb": {
+                "mode": "offline",
+                "dir": str(wandb_dir),
+                "project": "p",
+                "api_key": API_KEY,
+                "tags": ["plugin-tag"],
+            }
+        }
     )
-    overrides = {"name": "custom-name", "tags": ["a", "b"], "notes": "per-trial notes", "job_type": "sweep",
-                 "project": "other-project", "settings": {"console": "off"}, "reinit": "nope"}
+    overrides = {
+        "name": "custom-name",
+        "tags": ["a", "b"],
+        "notes": "per-trial notes",
+        "job_type": "sweep",
+        "project": "other-project",
+        "settings": {"console": "off"},
+        "reinit": "nope",
+    }
     tuner = tune.Tuner(
         mixed_trainable,
         param_space={
@@ -194,8 +208,13 @@ def mixed(ray_session, tmp_path_factory):
     started = time.perf_counter()
     grid = tuner.fit()
     TIMINGS["mixed_fit_seconds"] = time.perf_counter() - started
-    return {"root": root, "wandb_dir": wandb_dir, "callback": callback, "runs": runs_by_id(str(wandb_dir)),
-            "grid": grid}
+    return {
+        "root": root,
+        "wandb_dir": wandb_dir,
+        "callback": callback,
+        "runs": runs_by_id(str(wandb_dir)),
+        "grid": grid,
+    }
 
 
 def _run_for(mixed, x):
@@ -274,8 +293,12 @@ def test_restored_experiment_continues_the_same_run_without_repeating_a_step(ray
     tuner = tune.Tuner(
         interrupted_trainable,
         param_space={"marker": str(workdir / "marker"), "driver_pid": os.getpid()},
-        run_config=tune.RunConfig(name="wb_restore", storage_path=str(storage),
-                                  callbacks=[TrackBridgeCallback(plugins={"wandb": options})], verbose=0),
+        run_config=tune.RunConfig(
+            name="wb_restore",
+            storage_path=str(storage),
+            callbacks=[TrackBridgeCallback(plugins={"wandb": options})],
+            verbose=0,
+        ),
     )
     started = time.perf_counter()
     tuner.fit()
@@ -313,8 +336,13 @@ def test_restored_experiment_continues_the_same_run_without_repeating_a_step(ray
 
 def _trial(tid: str = "t1", config: dict | None = None, experiment: str = "direct") -> TrialInfo:
     nested = dict(config or {"lr": 0.1})
-    return TrialInfo(trial_id=tid, trial_name=f"trainable_{tid}", experiment_name=experiment,
-                     config=flatten(nested), nested_config=nested)
+    return TrialInfo(
+        trial_id=tid,
+        trial_name=f"trainable_{tid}",
+        experiment_name=experiment,
+        config=flatten(nested),
+        nested_config=nested,
+    )
 
 
 def _plugin(tmp_path, **options) -> WandbPlugin:
@@ -353,13 +381,22 @@ def test_options_are_declared_and_normalised(tmp_path):
     assert PASSTHROUGH_INIT_KEYWORDS <= set(WandbOptions.fields())
     assert all(WandbOptions.spec(k).doc for k in WandbOptions.fields())
     options = WandbPlugin(
-        tags=("a", "b"), dir=tmp_path, project="p", force=False,
-        settings=wandb.Settings(api_key=API_KEY, console="wrap"), init_kwargs={"dir": tmp_path / "x", "notes": "n"},
+        tags=("a", "b"),
+        dir=tmp_path,
+        project="p",
+        force=False,
+        settings=wandb.Settings(api_key=API_KEY, console="wrap"),
+        init_kwargs={"dir": tmp_path / "x", "notes": "n"},
     ).options
     assert options.tags == ["a", "b"] and options.dir == str(tmp_path)
     assert options.settings == {"console": "wrap"} and options.api_key == API_KEY  # moved out of settings
-    assert options.init == {"tags": ["a", "b"], "dir": str(tmp_path / "x"), "project": "p", "force": False,
-                            "notes": "n"}  # init_kwargs wins
+    assert options.init == {
+        "tags": ["a", "b"],
+        "dir": str(tmp_path / "x"),
+        "project": "p",
+        "force": False,
+        "notes": "n",
+    }  # init_kwargs wins
     assert WandbPlugin(settings={"api_key": API_KEY}, api_key="mine").options.api_key == "mine"
     assert API_KEY not in repr(WandbPlugin(api_key=API_KEY))
 
@@ -452,8 +489,9 @@ def test_checkpoint_on_another_filesystem_and_a_vanished_one(tmp_path):
     started = time.perf_counter()
     plugin.trackbridge_trial_checkpoint(
         trial=trial,
-        checkpoint=CheckpointInfo(path="exp/checkpoint_000000", step=1, metrics={"loss": float("inf")},
-                                  filesystem=bucket),
+        checkpoint=CheckpointInfo(
+            path="exp/checkpoint_000000", step=1, metrics={"loss": float("inf")}, filesystem=bucket
+        ),
     )
     TIMINGS["checkpoint_hook_seconds_2kB_remote"] = time.perf_counter() - started
     with pytest.raises(CheckpointGone, match="is gone"):
@@ -522,7 +560,10 @@ def test_a_trial_whose_run_cannot_open_fails_alone_and_fast(tmp_path):
     elapsed = time.perf_counter() - started
     # start, both results and the completion of the broken trial fail (fast: no wandb.init retry per result)
     assert stats.failed == 4 and stats.errors_by_hook == {
-        "trackbridge_trial_start": 1, "trackbridge_trial_result": 2, "trackbridge_trial_complete": 1}
+        "trackbridge_trial_start": 1,
+        "trackbridge_trial_result": 2,
+        "trackbridge_trial_complete": 1,
+    }
     [run] = read_runs(str(tmp_path / "wb"))
     assert run.run_id == "good" and [r["v"] for r in run.history] == [1, 2] and run.exit_code == 0
     assert elapsed < 30

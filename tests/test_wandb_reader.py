@@ -28,14 +28,29 @@ def written(tmp_path_factory) -> Path:
         mp.delenv("WANDB_API_KEY", raising=False)
         mp.setenv("WANDB_SILENT", "true")
         settings = wandb.Settings(console="off", x_disable_stats=True, quiet=True)
-        run = wandb.init(mode="offline", dir=str(root / "out"), project="reader", id="ok-run", name="ok",
-                         group="g", tags=["t1"], config={"lr": 0.1, "model": {"width": 8}}, settings=settings)
+        run = wandb.init(
+            mode="offline",
+            dir=str(root / "out"),
+            project="reader",
+            id="ok-run",
+            name="ok",
+            group="g",
+            tags=["t1"],
+            config={"lr": 0.1, "model": {"width": 8}},
+            settings=settings,
+        )
         run.log({"loss": 1.0, "note": "first"})
         run.log({"loss": 0.5})
         run.log({"loss": 0.25, "note": "last"}, step=5)
         run.finish()
-        failed = wandb.init(mode="offline", dir=str(root / "out"), project="reader", id="bad-run",
-                            settings=settings, reinit="create_new")
+        failed = wandb.init(
+            mode="offline",
+            dir=str(root / "out"),
+            project="reader",
+            id="bad-run",
+            settings=settings,
+            reinit="create_new",
+        )
         failed.log({"loss": 9.0})
         failed.finish(exit_code=1)
     return root / "out"
@@ -77,8 +92,13 @@ def test_a_flipped_byte_raises_corrupt_log(written, tmp_path, where):
 
 def test_command_line_prints_one_line_per_run(written, tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    out = subprocess.run([sys.executable, "-m", "trackbridge_wandb_reader", str(written)],
-                         capture_output=True, text=True, timeout=120, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "trackbridge_wandb_reader", str(written)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 2
@@ -86,6 +106,11 @@ def test_command_line_prints_one_line_per_run(written, tmp_path):
     assert "name='ok' group='g' rows=3 artifacts=0 exit_code=0" in ok and ok.endswith("run-ok-run.wandb")
     [bad] = [line for line in lines if line.startswith("bad-run ")]
     assert "rows=1" in bad and "exit_code=1" in bad
-    empty = subprocess.run([sys.executable, "-m", "trackbridge_wandb_reader", str(tmp_path)],
-                           capture_output=True, text=True, timeout=120, env=env)
+    empty = subprocess.run(
+        [sys.executable, "-m", "trackbridge_wandb_reader", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert empty.returncode == 1 and "no run-*.wandb files" in empty.stdout

@@ -203,7 +203,9 @@ class TrackBridgeCallback(Callback):
             machine.start(self._info(trial, machine))
         return machine
 
-    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
         self._check_fail_fast()
         machine = self._open_machine(trial)
         s = self._settings

@@ -70,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_plugins.add_argument("--json", action="store_true", help="print JSON")
     p_plugins.add_argument("--hook", help="only plugins implementing this hook")
     p_demo = sub.add_parser("demo", help="run a small real Tune experiment into the trackers, offline")
-    p_demo.add_argument("--plugins", default=None, help="comma-separated plugin names (default: every installed plugin whose tracker SDK imports)")
+    p_demo.add_argument(
+        "--plugins",
+        default=None,
+        help="comma-separated plugin names (default: every installed plugin whose tracker SDK imports)",
+    )
     p_demo.add_argument("--trials", type=int, default=4)
     p_demo.add_argument("--results", type=int, default=20)
     p_demo.add_argument("--dir", default="trackbridge-demo", help="where the demo writes everything")

@@ -60,8 +60,15 @@ class HookEmitter:
         kwargs = {"trial": trial, "step": step, "changes": dict(changes)}
         self._sink(HookCall(TRIAL_CONFIG_UPDATE, kwargs, trial.trial_id))
 
-    def trial_result(self, trial: TrialInfo, step: int, metrics: Mapping[str, Any], timestamp: float | None = None) -> None:
-        kwargs = {"trial": trial, "step": step, "metrics": metrics, "timestamp": time.time() if timestamp is None else timestamp}
+    def trial_result(
+        self, trial: TrialInfo, step: int, metrics: Mapping[str, Any], timestamp: float | None = None
+    ) -> None:
+        kwargs = {
+            "trial": trial,
+            "step": step,
+            "metrics": metrics,
+            "timestamp": time.time() if timestamp is None else timestamp,
+        }
         self._sink(HookCall(TRIAL_RESULT, kwargs, trial.trial_id))
 
     def trial_checkpoint(self, trial: TrialInfo, checkpoint: CheckpointInfo) -> None:
@@ -183,11 +190,14 @@ class PluginWorker:
             if self._queue.empty():
                 self._transport.idle()
 
+
 #: Builds the transport of one plugin (the callback's choice: in-thread, or a process for ``isolate=``).
 TransportFactory = Callable[[LoadedPlugin, DeliveryLedger, DeliveryOptions], Transport]
 
 
-def plugin_worker(plugin: LoadedPlugin, options: DeliveryOptions, make_transport: TransportFactory = ThreadTransport) -> PluginWorker:
+def plugin_worker(
+    plugin: LoadedPlugin, options: DeliveryOptions, make_transport: TransportFactory = ThreadTransport
+) -> PluginWorker:
     """A worker for ``plugin`` whose transport ``make_transport`` builds (default: hooks called in-thread)."""
     ledger = DeliveryLedger(plugin.name)
     return PluginWorker(plugin, make_transport(plugin, ledger, options), ledger, options)

@@ -71,7 +71,9 @@ def run_demo(plugins: Sequence[str] | None, trials: int, results: int, directory
             "optimizer": {"name": "sgd", "momentum": 0.9},
         },
         tune_config=tune.TuneConfig(metric="loss", mode="min"),
-        run_config=tune.RunConfig(name="demo", storage_path=os.path.join(root, "ray_results"), callbacks=callbacks, verbose=0),
+        run_config=tune.RunConfig(
+            name="demo", storage_path=os.path.join(root, "ray_results"), callbacks=callbacks, verbose=0
+        ),
     )
     grid = tuner.fit()
     elapsed = time.monotonic() - started

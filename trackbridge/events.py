@@ -128,7 +128,9 @@ class CheckpointInfo(_Picklable):
 
         target = os.path.join(scratch_dir, os.path.basename(self.path.rstrip("/")) or "checkpoint")
         os.makedirs(target, exist_ok=True)
-        pafs.copy_files(self.path, target, source_filesystem=self.filesystem, destination_filesystem=pafs.LocalFileSystem())
+        pafs.copy_files(
+            self.path, target, source_filesystem=self.filesystem, destination_filesystem=pafs.LocalFileSystem()
+        )
         return target
 
     @contextlib.contextmanager

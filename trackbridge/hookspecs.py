@@ -96,9 +96,7 @@ def trackbridge_trial_config_update(trial: TrialInfo, step: int | None, changes:
 
 
 @hookspec
-def trackbridge_trial_result(
-    trial: TrialInfo, step: int, metrics: Mapping[str, Any], timestamp: float
-) -> None:
+def trackbridge_trial_result(trial: TrialInfo, step: int, metrics: Mapping[str, Any], timestamp: float) -> None:
     """One result reported by the trial (``tune.report``).
 
     :param step: Tune's ``training_iteration``; strictly rising per trial, never delivered twice.

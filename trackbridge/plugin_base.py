@@ -31,17 +31,17 @@ OptionsT = TypeVar("OptionsT", bound=PluginOptions)
 class TrackerPlugin(Generic[OptionsT]):
     """Base class for a tracker plugin (optional; see the module docstring)::
 
-        @dataclass(frozen=True)
-        class AcmeOptions(PluginOptions):
-            project: str = option("default", doc="the Acme project")
+    @dataclass(frozen=True)
+    class AcmeOptions(PluginOptions):
+        project: str = option("default", doc="the Acme project")
 
-        class AcmePlugin(TrackerPlugin[AcmeOptions], name="acme", requires=("acme_sdk",)):
-            def reset_state(self) -> None:
-                super().reset_state()
-                self.runs = {}
+    class AcmePlugin(TrackerPlugin[AcmeOptions], name="acme", requires=("acme_sdk",)):
+        def reset_state(self) -> None:
+            super().reset_state()
+            self.runs = {}
 
-            @hookimpl
-            def trackbridge_trial_start(self, trial): ...
+        @hookimpl
+        def trackbridge_trial_start(self, trial): ...
     """
 
     #: The name users give in ``plugins=[...]`` (the entry-point name).
@@ -58,7 +58,11 @@ class TrackerPlugin(Generic[OptionsT]):
     warn: WarnOnce
 
     def __init_subclass__(
-        cls, *, name: str | None = None, requires: tuple[str, ...] | None = None, install_hint: str | None = None,
+        cls,
+        *,
+        name: str | None = None,
+        requires: tuple[str, ...] | None = None,
+        install_hint: str | None = None,
         **kwargs: Any,
     ) -> None:
         """``class P(TrackerPlugin[POptions], name="p", requires=("p_sdk",))``: the class attributes of the same

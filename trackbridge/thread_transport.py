@@ -94,7 +94,13 @@ class ThreadTransport(Transport):
                 self._ledger.retried()
                 logger.warning(
                     "trackbridge: plugin %r: transient error in %s (%s: %s); retry %d/%d in %.1fs",
-                    self._plugin.name, hook, type(exc).__name__, exc, attempt, self._options.max_retries, delay,
+                    self._plugin.name,
+                    hook,
+                    type(exc).__name__,
+                    exc,
+                    attempt,
+                    self._options.max_retries,
+                    delay,
                 )
                 time.sleep(delay)
 
@@ -126,6 +132,9 @@ class ThreadTransport(Transport):
         where = f" for trial {trial_id}" if trial_id else ""
         logger.error(
             "trackbridge: plugin %r failed in %s%s: %s",
-            self._plugin.name, hook, where, f"{type(exc).__name__}: {exc}",
+            self._plugin.name,
+            hook,
+            where,
+            f"{type(exc).__name__}: {exc}",
             exc_info=logger.isEnabledFor(logging.DEBUG),
         )

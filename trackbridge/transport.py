@@ -45,7 +45,9 @@ class HookCall:
 
     def __post_init__(self) -> None:
         if self.hook not in hookspecs.ALL_HOOKS:
-            raise ValueError(f"trackbridge: {self.hook!r} is not a hook of the specification ({', '.join(hookspecs.ALL_HOOKS)})")
+            raise ValueError(
+                f"trackbridge: {self.hook!r} is not a hook of the specification ({', '.join(hookspecs.ALL_HOOKS)})"
+            )
 
 
 @dataclass(frozen=True)

@@ -137,5 +137,7 @@ class TrialStateMachine:
         for tid, saved in (snapshot.get("trials") or {}).items():
             if tid not in self.trials:
                 # A placeholder; the trial's full info arrives with its next start.
-                placeholder = TrialInfo(trial_id=tid, trial_name=tid, experiment_name="", config=saved.get("config") or {})
+                placeholder = TrialInfo(
+                    trial_id=tid, trial_name=tid, experiment_name="", config=saved.get("config") or {}
+                )
                 self.trials[tid] = TrialState(info=placeholder, last_step=saved.get("last_step"))

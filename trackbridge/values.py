@@ -63,9 +63,7 @@ def classify(value: Any) -> str:
                 return SCALAR
             return HISTOGRAM if getattr(value, "size", 0) > 0 else SKIP
         return SKIP
-    if isinstance(value, (list, tuple)) and value and all(
-        (_is_number(v) or isinstance(v, bool)) for v in value
-    ):
+    if isinstance(value, (list, tuple)) and value and all((_is_number(v) or isinstance(v, bool)) for v in value):
         return HISTOGRAM
     return SKIP
 

@@ -49,7 +49,9 @@ class MetricBuffer:
             return len(p.metrics) if p else 0
         return sum(len(p.metrics) for p in self._pending.values())
 
-    def flush(self, run_ids: Iterable[str] | None = None, *, final: bool = False, label: Callable[[str], str] = str) -> int:
+    def flush(
+        self, run_ids: Iterable[str] | None = None, *, final: bool = False, label: Callable[[str], str] = str
+    ) -> int:
         """Write the buffers of ``run_ids`` (default: all). Returns how many points were written.
 
         A run whose write fails keeps its unwritten points for the next flush, up to ``retries`` failed

@@ -151,7 +151,7 @@ def truncate_tail(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     marker = f"[truncated: {len(text)} chars]..."
-    return marker + text[len(text) - max(0, limit - len(marker)):]
+    return marker + text[len(text) - max(0, limit - len(marker)) :]
 
 
 def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -41,7 +41,8 @@ class MlflowOptions(PluginOptions):
     """
 
     tracking_uri: str | None = option(
-        None, doc="where runs go; None: $MLFLOW_TRACKING_URI, else MLflow's default (sqlite:///mlflow.db)",
+        None,
+        doc="where runs go; None: $MLFLOW_TRACKING_URI, else MLflow's default (sqlite:///mlflow.db)",
         check=_not_empty,
     )
     registry_uri: str | None = option(
@@ -54,8 +55,10 @@ class MlflowOptions(PluginOptions):
         default_factory=dict, doc="extra tags set on every run this plugin creates", convert=_string_dict
     )
     tracking_token: str | None = option(
-        None, doc="exported as MLFLOW_TRACKING_TOKEN for the client; never pickled, logged, or stored in a run",
-        secret=True, check=_not_empty,
+        None,
+        doc="exported as MLFLOW_TRACKING_TOKEN for the client; never pickled, logged, or stored in a run",
+        secret=True,
+        check=_not_empty,
     )
     save_artifact: bool = option(False, doc="log each checkpoint directory as artifacts under checkpoints/<step>")
     log_params_on_trial_end: bool = option(
@@ -66,11 +69,13 @@ class MlflowOptions(PluginOptions):
         "truncate", doc="what to do with a param value longer than MLflow's limit", choices=LONG_PARAM_MODES
     )
     artifact_location: str | None = option(
-        None, doc="artifact location of an experiment this plugin creates (None: the server's/MLflow's default)",
+        None,
+        doc="artifact location of an experiment this plugin creates (None: the server's/MLflow's default)",
         check=_not_empty,
     )
     flush_retries: int = option(
-        3, doc="how many more flushes may retry a batch whose log_batch failed before it is dropped",
+        3,
+        doc="how many more flushes may retry a batch whose log_batch failed before it is dropped",
         check=_non_negative,
     )
 

@@ -219,12 +219,14 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
             state = self._reopen(existing, trial, *keymaps)
         else:
             tags = self._base_tags()
-            tags.update({
-                store.TAG_TRIAL_ID: trial.trial_id,
-                store.TAG_TRIAL_NAME: trial.trial_name,
-                store.TAG_EXPERIMENT_NAME: trial.experiment_name,
-                store.TAG_ROLE: store.ROLE_TRIAL,
-            })
+            tags.update(
+                {
+                    store.TAG_TRIAL_ID: trial.trial_id,
+                    store.TAG_TRIAL_NAME: trial.trial_name,
+                    store.TAG_EXPERIMENT_NAME: trial.experiment_name,
+                    store.TAG_ROLE: store.ROLE_TRIAL,
+                }
+            )
             if self._parent_run_id is not None:
                 tags[store.TAG_PARENT_RUN_ID] = self._parent_run_id
             run = client.create_run(experiment_id, run_name=trial.trial_name, tags=self._writer.clean_tags(tags))
@@ -240,7 +242,9 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
         state = TrialRun.from_run(run, trial.trial_name, metric_keys, param_keys)
         self.log.info(
             "trackbridge: mlflow: trial %s continues its run %s (results through step %s already logged)",
-            trial.trial_name, state.run_id, state.skip_through,
+            trial.trial_name,
+            state.run_id,
+            state.skip_through,
         )
         return state
 

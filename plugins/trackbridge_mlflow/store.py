@@ -90,7 +90,9 @@ def get_or_create_experiment(client: Any, name: str, artifact_location: str | No
         log.warning(
             "trackbridge: mlflow: experiment %r (id %s) was deleted; restoring it to log this run. "
             "To start afresh, purge it first (`mlflow gc --experiment-ids %s`) or set experiment_name=.",
-            name, experiment.experiment_id, experiment.experiment_id,
+            name,
+            experiment.experiment_id,
+            experiment.experiment_id,
         )
         client.restore_experiment(experiment.experiment_id)
     return str(experiment.experiment_id)
@@ -99,7 +101,7 @@ def get_or_create_experiment(client: Any, name: str, artifact_location: str | No
 def _newest(runs: list[Any]) -> Any | None:
     if not runs:
         return None
-    return max(runs, key=lambda r: (r.info.start_time or 0))
+    return max(runs, key=lambda r: r.info.start_time or 0)
 
 
 def find_trial_run(client: Any, experiment_id: str, trial_id: str, tune_experiment: str) -> Any | None:
@@ -138,9 +140,7 @@ def highest_step(run: Any, ignore_prefix: str) -> int | None:
     """The highest step written to ``run`` (from its latest-metric records), ignoring keys under
     ``ignore_prefix`` (TrackBridge's own config metrics, which are logged ahead of the results)."""
     steps = [
-        int(m.step)
-        for m in getattr(run.data, "_metric_objs", None) or []
-        if not str(m.key).startswith(ignore_prefix)
+        int(m.step) for m in getattr(run.data, "_metric_objs", None) or [] if not str(m.key).startswith(ignore_prefix)
     ]
     return max(steps) if steps else None
 

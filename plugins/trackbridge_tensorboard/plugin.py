@@ -18,22 +18,11 @@ import itertools
 import os
 import shlex
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-from trackbridge import (
-    HISTOGRAM,
-    SCALAR,
-    SKIP,
-    TEXT,
-    ExperimentInfo,
-    TrackerPlugin,
-    TrialInfo,
-    TrialStatus,
-    classify,
-    hookimpl,
-    to_float,
-)
+from trackbridge import ExperimentInfo, TrackerPlugin, TrialInfo, TrialStatus, hookimpl
 from trackbridge_tensorboard import duplicates
 from trackbridge_tensorboard.options import TensorBoardOptions
 
@@ -169,40 +158,7 @@ class TensorBoardPlugin(TrackerPlugin[TensorBoardOptions], name="tensorboard", r
     ) -> None:
         run = self._run_for(trial)
         s = self._summaries
-        values = []
-        for key, value in metrics.items():
-            kind = classify(value)
-            if kind == SKIP:
-                self.warn(
-                    f"skip:{key}",
-                    f"metric {key!r} is a {type(value).__name__}, which TensorBoard cannot show; skipped",
-                )
-                continue
-            tag = self.options.tag(key)
-            first = run.kinds.setdefault(tag, kind)
-            if first != kind:
-                self.warn(
-                    f"kind:{key}",
-                    f"metric {key!r} was a {first} and now is a {kind}; TensorBoard keeps one kind per tag, "
-                    f"so its {kind} values are skipped",
-                )
-                continue
-            if kind == SCALAR:
-                values.append(s.scalar_value(tag, to_float(value)))
-            elif kind == TEXT:
-                values.append(s.text_value(tag, value))
-            elif kind == HISTOGRAM:
-                try:
-                    histogram = s.histogram_value(tag, value)
-                except (TypeError, ValueError) as exc:
-                    histogram = None
-                    reason = f"could not be made a histogram ({exc})"
-                else:
-                    reason = "has no finite values"
-                if histogram is None:
-                    self.warn(f"histogram:{key}", f"metric {key!r} {reason}; skipped")
-                else:
-                    values.append(histogram)
+        values = s.result_values(metrics, run.kinds, self.options.tag, self.warn)
         if values:
             run.writer.file_writer.add_summary(s.summary(values), step, timestamp)
         run.last_step = step

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from typing import Any
 
 import numpy as np
 from tensorboardX.proto.api_pb2 import Status
@@ -22,7 +23,7 @@ from tensorboardX.proto.tensor_pb2 import TensorProto
 from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboardX.summary import make_histogram
 
-from trackbridge import TrialStatus
+from trackbridge import HISTOGRAM, SCALAR, SKIP, TEXT, TrialStatus, WarnOnce, classify, to_float
 
 #: Tags and version of TensorBoard's HParams plugin (tensorboard/plugins/hparams/metadata.py).
 HPARAMS_PLUGIN = "hparams"
@@ -131,3 +132,45 @@ def session_summaries(
     start = Summary(value=[Summary.Value(tag=SESSION_START_INFO_TAG, metadata=start_metadata)])
     end = Summary(value=[Summary.Value(tag=SESSION_END_INFO_TAG, metadata=end_metadata)])
     return start, end
+
+
+def result_values(
+    metrics: Mapping[str, Any], kinds: MutableMapping[str, str], tag_of: Callable[[str], str], warn: WarnOnce
+) -> list[Summary.Value]:
+    """The ``Summary.Value``s of one result: scalars, histograms (lists, arrays) and texts (strings).
+
+    ``kinds`` (tag -> kind of its first value) is the run's memory: TensorBoard keeps the first kind of a
+    tag, so a later value of another kind is skipped with a warning, as are values it cannot show.
+    """
+    values = []
+    for key, value in metrics.items():
+        kind = classify(value)
+        if kind == SKIP:
+            warn(f"skip:{key}", f"metric {key!r} is a {type(value).__name__}, which TensorBoard cannot show; skipped")
+            continue
+        tag = tag_of(key)
+        first = kinds.setdefault(tag, kind)
+        if first != kind:
+            warn(
+                f"kind:{key}",
+                f"metric {key!r} was a {first} and now is a {kind}; TensorBoard keeps one kind per tag, "
+                f"so its {kind} values are skipped",
+            )
+            continue
+        if kind == SCALAR:
+            values.append(scalar_value(tag, to_float(value)))
+        elif kind == TEXT:
+            values.append(text_value(tag, value))
+        elif kind == HISTOGRAM:
+            try:
+                histogram = histogram_value(tag, value)
+            except (TypeError, ValueError) as exc:
+                histogram = None
+                reason = f"could not be made a histogram ({exc})"
+            else:
+                reason = "has no finite values"
+            if histogram is None:
+                warn(f"histogram:{key}", f"metric {key!r} {reason}; skipped")
+            else:
+                values.append(histogram)
+    return values

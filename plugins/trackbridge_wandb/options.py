@@ -119,33 +119,38 @@ class WandbOptions(PluginOptions):
 
     # -- the plugin's own options
     api_key: str | None = option(
-        None, doc="W&B API key for online runs (else api_key_file, $WANDB_API_KEY, wandb login); never pickled",
-        secret=True, check=_check_non_empty,
+        None,
+        doc="W&B API key for online runs (else api_key_file, $WANDB_API_KEY, wandb login); never pickled",
+        secret=True,
+        check=_check_non_empty,
     )
     api_key_file: str | None = option(None, doc="a file holding the API key (kept across a restore)", convert=_path)
     upload_checkpoints: bool = option(False, doc="log every Tune checkpoint as a 'model' artifact")
     log_config: bool = option(False, doc="log config changes of resumed trials (PBT) with run.config.update")
     text: str = option("history", doc="where string metrics go", choices=TEXT_MODES)
     settings: dict[str, Any] | None = option(
-        default_factory=dict, doc="wandb.Settings fields (a dict or a wandb.Settings), over DEFAULT_SETTINGS",
+        default_factory=dict,
+        doc="wandb.Settings fields (a dict or a wandb.Settings), over DEFAULT_SETTINGS",
         convert=_settings_dict,
     )
     init_kwargs: dict[str, Any] | None = option(
-        default_factory=dict, doc="any other wandb.init keyword (for keywords newer than this plugin)",
-        convert=_init_kwargs_dict, check=_check_init_kwargs,
+        default_factory=dict,
+        doc="any other wandb.init keyword (for keywords newer than this plugin)",
+        convert=_init_kwargs_dict,
+        check=_check_init_kwargs,
     )
 
     # -- wandb.init keywords (wandb 0.19 - 0.31) passed unchanged to every trial's wandb.init
     entity: str | None = option(None, doc="W&B entity (user or team) of every run")
     project: str | None = option(None, doc="W&B project of every run (default: $WANDB_PROJECT, else the experiment)")
-    dir: str | None = option(None, doc="where wandb writes its run directories (default: $WANDB_DIR or cwd)",
-                             convert=_path)
+    dir: str | None = option(
+        None, doc="where wandb writes its run directories (default: $WANDB_DIR or cwd)", convert=_path
+    )
     notes: str | None = option(None, doc="notes of every run")
     tags: list[str] | None = option(None, doc="tags of every run", convert=_as_list, check=_check_tags)
     group: str | None = option(None, doc="run group (default: the experiment name)")
     job_type: str | None = option(None, doc="job type of every run")
-    mode: str | None = option(None, doc="online, offline, disabled or shared (default: $WANDB_MODE)",
-                              check=_check_mode)
+    mode: str | None = option(None, doc="online, offline, disabled or shared (default: $WANDB_MODE)", check=_check_mode)
     force: bool | None = option(None, doc="require a W&B login before a run starts")
     save_code: bool | None = option(None, doc="save the main script or notebook with each run")
     tensorboard: bool | None = option(None, doc="alias of sync_tensorboard")

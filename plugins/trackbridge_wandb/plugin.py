@@ -139,8 +139,10 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
         state = self._state(trial)
         if state.last_step is not None and step <= state.last_step:
             # W&B already has this step (a resumed online run): logging it would only earn a warning.
-            self.warn(f"replay:{trial.trial_id}", f"trial {trial.trial_id}: steps up to {state.last_step} "
-                       "are already in its W&B run; not logged again")
+            self.warn(
+                f"replay:{trial.trial_id}",
+                f"trial {trial.trial_id}: steps up to {state.last_step} are already in its W&B run; not logged again",
+            )
             return
         row, summary = convert.history_row(
             step, metrics, text_mode=self.options.text, wandb=self._wandb, warn=self.warn

@@ -14,6 +14,7 @@ The SDK used to ship a Python reader (``wandb.sdk.internal.datastore.DataStore``
 same format (https://github.com/google/leveldb/blob/main/doc/log_format.md with W&B's header): a checksum
 mismatch or a broken chunk sequence raises, because a test must never pass on a half-read file.
 """
+
 from __future__ import annotations
 
 import glob

@@ -7,7 +7,6 @@ delivered after this process is gone.
 import json
 import os
 import sys
-import threading
 import time
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")

@@ -51,11 +51,16 @@ if __name__ == "__main__":
         trainable,
         param_space={"x": tune.grid_search([1, 2])},
         tune_config=tune.TuneConfig(max_concurrent_trials=2),
-        run_config=tune.RunConfig(name="multinode", storage_path=os.path.join(out_dir, "ray"), callbacks=[callback], verbose=0),
+        run_config=tune.RunConfig(
+            name="multinode", storage_path=os.path.join(out_dir, "ray"), callbacks=[callback], verbose=0
+        ),
     ).fit()
     summary = {
         "cluster_nodes": nodes,
-        "trials": {r.metrics["trial_id"]: {"node": r.metrics["node"], "iterations": r.metrics["training_iteration"]} for r in grid},
+        "trials": {
+            r.metrics["trial_id"]: {"node": r.metrics["node"], "iterations": r.metrics["training_iteration"]}
+            for r in grid
+        },
         "errors": grid.num_errors,
         "report": callback.report,
     }

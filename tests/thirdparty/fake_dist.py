@@ -34,7 +34,7 @@ def trackbridge_trial_result(trial, step):
     SEEN.append((trial.trial_id, step))
 '''
 
-NEEDS_SDK_MODULE = '''
+NEEDS_SDK_MODULE = """
 from trackbridge import hookimpl
 
 
@@ -45,7 +45,7 @@ class NeedsMissingSdk:
     @hookimpl
     def trackbridge_flush(self):
         pass
-'''
+"""
 
 
 def make_distribution(root: Path, name: str = "acme_trackbridge_recorder", version: str = "1.2.3") -> Path:

@@ -99,9 +99,21 @@ class _Scenario:
 
 
 ODD_VALUES: dict[str, Any] = {
-    "nan": math.nan, "inf": math.inf, "none": None, "text": "hello", "flag": True, "big_text": "x" * 10_000,
-    "list": [1.0, 2.0, 3.0], "mixed": [1, "a"], "nested": {"a": {"b": 1.5}}, "key with spaces": 1.0,
-    "dots.in.key": 2.0, "odd:chars@!": 3.0, "ünïcode": 4.0, "empty": {}, "object": object(),
+    "nan": math.nan,
+    "inf": math.inf,
+    "none": None,
+    "text": "hello",
+    "flag": True,
+    "big_text": "x" * 10_000,
+    "list": [1.0, 2.0, 3.0],
+    "mixed": [1, "a"],
+    "nested": {"a": {"b": 1.5}},
+    "key with spaces": 1.0,
+    "dots.in.key": 2.0,
+    "odd:chars@!": 3.0,
+    "ünïcode": 4.0,
+    "empty": {},
+    "object": object(),
 }
 
 
@@ -198,7 +210,9 @@ def _paused_and_resumed(make_plugin: PluginFactory, read_back: Reader | None, d:
         _check_stored(read_back(d), {"p": ([1, 2, 3, 4, 5, 6], "completed")}, problems)
 
 
-def _restored_in_a_new_process(make_plugin: PluginFactory, read_back: Reader | None, d: Path, problems: list[str]) -> None:
+def _restored_in_a_new_process(
+    make_plugin: PluginFactory, read_back: Reader | None, d: Path, problems: list[str]
+) -> None:
     """Tuner.restore: a plugin unpickled from before the run continues the trial's existing run."""
     plugin = make_plugin(d)
     before_run = pickle.dumps(plugin)  # what Tune writes into tuner.pkl
