@@ -20,6 +20,7 @@ def test_every_hook_has_a_docstring_and_pinned_parameters():
         "trackbridge_trial_config_update": ["trial", "step", "changes"],
         "trackbridge_trial_result": ["trial", "step", "metrics", "timestamp"],
         "trackbridge_trial_checkpoint": ["trial", "checkpoint"],
+        "trackbridge_trial_log": ["trial", "step", "values", "files", "timestamp"],
         "trackbridge_trial_complete": ["trial", "status", "error"],
         "trackbridge_flush": [],
         "trackbridge_experiment_end": ["experiment"],

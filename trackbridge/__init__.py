@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from trackbridge.errors import CheckpointGone, MissingTrackerError, PluginError, TrackerFailure, TransientError
-from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
+from trackbridge.events import CheckpointInfo, ExperimentInfo, LoggedFile, TrialInfo, TrialStatus
 from trackbridge.markers import hookimpl
 from trackbridge.options import PluginOptions, option
 from trackbridge.plugin_base import TrackerPlugin
@@ -35,6 +35,7 @@ __all__ = [
     "CheckpointGone",
     "CheckpointInfo",
     "ExperimentInfo",
+    "LoggedFile",
     "MissingTrackerError",
     "PluginError",
     "PluginOptions",

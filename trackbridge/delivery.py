@@ -15,11 +15,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
+from trackbridge.events import CheckpointInfo, ExperimentInfo, LoggedFile, TrialInfo, TrialStatus
 from trackbridge.ledger import DeliveryLedger, FirstError, PluginStats
 from trackbridge.loading import LoadedPlugin
 from trackbridge.thread_transport import ThreadTransport
@@ -30,6 +30,7 @@ from trackbridge.transport import (
     TRIAL_CHECKPOINT,
     TRIAL_COMPLETE,
     TRIAL_CONFIG_UPDATE,
+    TRIAL_LOG,
     TRIAL_RESULT,
     TRIAL_START,
     DeliveryOptions,
@@ -73,6 +74,23 @@ class HookEmitter:
 
     def trial_checkpoint(self, trial: TrialInfo, checkpoint: CheckpointInfo) -> None:
         self._sink(HookCall(TRIAL_CHECKPOINT, {"trial": trial, "checkpoint": checkpoint}, trial.trial_id))
+
+    def trial_log(
+        self,
+        trial: TrialInfo,
+        step: int,
+        values: Mapping[str, Any],
+        files: Sequence[LoggedFile] = (),
+        timestamp: float | None = None,
+    ) -> None:
+        kwargs = {
+            "trial": trial,
+            "step": step,
+            "values": values,
+            "files": tuple(files),
+            "timestamp": time.time() if timestamp is None else timestamp,
+        }
+        self._sink(HookCall(TRIAL_LOG, kwargs, trial.trial_id))
 
     def trial_complete(self, trial: TrialInfo, status: TrialStatus, error: str | None) -> None:
         self._sink(HookCall(TRIAL_COMPLETE, {"trial": trial, "status": status, "error": error}, trial.trial_id))

@@ -97,6 +97,16 @@ class TrialInfo(_Picklable):
 
 
 @dataclass(frozen=True)
+class LoggedFile:
+    """A file the trial logged with ``trackbridge.log_artifact``, copied to the driver."""
+
+    #: Where the copy is, on the driver's file system.
+    path: str
+    #: The name to store it under (``log_artifact(path, name=...)``, else the file's own name).
+    name: str
+
+
+@dataclass(frozen=True)
 class CheckpointInfo(_Picklable):
     """A checkpoint Tune has persisted for a trial."""
 

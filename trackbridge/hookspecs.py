@@ -13,6 +13,7 @@ The call sequence, per plugin, for one ``Tuner.fit()``::
           trackbridge_trial_config_update(trial, step, changes)   only after a resumed start with a new config
           trackbridge_trial_result(trial, step, metrics, timestamp)   rising step, never the same step twice
           trackbridge_trial_checkpoint(trial, checkpoint)             after the result of its step
+          trackbridge_trial_log(trial, step, values, files, timestamp)   values logged inside the trial
         trackbridge_trial_complete(trial, status, error)  exactly once per trial start sequence
       (events of different trials interleave)
       trackbridge_flush()                                 whenever the plugin's queue runs dry, and before
@@ -42,10 +43,10 @@ handles, because Tune pickles the callback before the run. Open resources in ``t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
+from trackbridge.events import CheckpointInfo, ExperimentInfo, LoggedFile, TrialInfo, TrialStatus
 from trackbridge.markers import PROJECT_NAME, hookspec
 
 
@@ -122,6 +123,32 @@ def trackbridge_trial_checkpoint(trial: TrialInfo, checkpoint: CheckpointInfo) -
 
 
 @hookspec
+def trackbridge_trial_log(
+    trial: TrialInfo, step: int, values: Mapping[str, Any], files: Sequence[LoggedFile], timestamp: float
+) -> None:
+    """Values logged from inside the trial: ``trackbridge.log(values, step=...)`` and
+    ``trackbridge.log_artifact(path)`` in a trainable or in a Ray Train worker, routed to the driver.
+
+    :param step: the trial's own step for these values: the ``step=`` the code passed, else a per-trial
+        counter of ``trackbridge.log`` calls (1, 2, ...). It is a step axis of its own, independent of the
+        results' ``training_iteration``; it need not rise and may repeat (a restarted trial counts anew).
+        Map it the way the tracker keeps a second axis: W&B declares it with ``define_metric`` (its own
+        ``_step`` keeps rising), MLflow logs the metrics at this step, TensorBoard uses it as the global step.
+    :param values: flattened with ``/``, as logged: numbers, strings, arrays and lists, and objects the
+        code built for one tracker (e.g. ``wandb.Image``). A plugin stores what its tracker can and skips the
+        rest with one warning per key (``WarnOnce``), so it is counted, never silently lost.
+    :param files: files logged with ``log_artifact``, already copied to the driver (``LoggedFile.path`` is a
+        local path, ``LoggedFile.name`` the name to store it under); empty for a values-only call. A
+        tracker without artifacts skips them with a warning.
+    :param timestamp: seconds since the epoch when the trial logged them.
+
+    Calls for one trial come between its ``trackbridge_trial_start`` and its ``trackbridge_trial_complete``,
+    in the order the trial logged them (per Ray Train worker when several ranks log); relative to the
+    trial's results they are ordered only loosely (they travel on a channel of their own).
+    """
+
+
+@hookspec
 def trackbridge_trial_complete(trial: TrialInfo, status: TrialStatus, error: str | None) -> None:
     """The trial ended: finish its tracker run.
 
@@ -159,6 +186,7 @@ __all__ = [
     "PROJECT_NAME",
     "CheckpointInfo",
     "ExperimentInfo",
+    "LoggedFile",
     "TrialInfo",
     "TrialStatus",
     "hookspec",

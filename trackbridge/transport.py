@@ -25,6 +25,7 @@ TRIAL_START = hookspecs.trackbridge_trial_start.__name__
 TRIAL_CONFIG_UPDATE = hookspecs.trackbridge_trial_config_update.__name__
 TRIAL_RESULT = hookspecs.trackbridge_trial_result.__name__
 TRIAL_CHECKPOINT = hookspecs.trackbridge_trial_checkpoint.__name__
+TRIAL_LOG = hookspecs.trackbridge_trial_log.__name__
 TRIAL_COMPLETE = hookspecs.trackbridge_trial_complete.__name__
 FLUSH = hookspecs.trackbridge_flush.__name__
 EXPERIMENT_END = hookspecs.trackbridge_experiment_end.__name__

@@ -15,14 +15,16 @@ experiment checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from trackbridge.delivery import HookEmitter
-from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
+from trackbridge.events import CheckpointInfo, ExperimentInfo, LoggedFile, TrialInfo, TrialStatus
 
 _MISSING = object()
+#: (step, values, files, timestamp) of one in-trial ``trackbridge.log`` call.
+LogEntry = tuple[int, Mapping[str, Any], tuple[LoggedFile, ...], float]
 
 
 @dataclass
@@ -48,6 +50,10 @@ class TrialStateMachine:
         self.experiment: ExperimentInfo | None = None
         #: Results (and their checkpoints) not delivered because their step had been delivered before.
         self.skipped_replays = 0
+        #: In-trial log entries that arrived after their trial had completed (not delivered, counted).
+        self.late_logs = 0
+        #: In-trial log entries of trials whose start has not been seen yet, delivered right after it.
+        self._early_logs: dict[str, list[LogEntry]] = {}
 
     # ------------------------------------------------------------------ experiment
     def begin_experiment(self, experiment: ExperimentInfo) -> None:
@@ -83,6 +89,23 @@ class TrialStateMachine:
             changes = {k: v for k, v in info.config.items() if old_config.get(k, _MISSING) != v}
             if changes:
                 self._emit.trial_config_update(info, state.last_step, changes)
+        for entry in self._early_logs.pop(info.trial_id, ()):
+            self._emit.trial_log(info, *entry)
+
+    def log(
+        self, trial_id: str, step: int, values: Mapping[str, Any], files: Sequence[LoggedFile], timestamp: float
+    ) -> bool:
+        """Values logged inside a trial. Held until the trial's start when they come first; counted in
+        ``late_logs`` (False) when the trial has already completed."""
+        state = self.trials.get(trial_id)
+        if state is None:
+            self._early_logs.setdefault(trial_id, []).append((step, values, tuple(files), timestamp))
+            return True
+        if not state.open:
+            self.late_logs += 1
+            return False
+        self._emit.trial_log(state.info, step, values, files, timestamp)
+        return True
 
     def result(self, trial_id: str, step: int | None, metrics: Mapping[str, Any]) -> bool:
         """A result of an open trial; ``step`` None means "the next one". False when skipped as a replay."""

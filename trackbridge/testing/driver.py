@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
+from trackbridge.events import CheckpointInfo, ExperimentInfo, LoggedFile, TrialInfo, TrialStatus
 from trackbridge.ledger import PluginStats
 from trackbridge.markers import hookimpl
 from trackbridge.testing.script import LifecycleScript, make_trial
@@ -120,6 +120,12 @@ class RecordingPlugin:
         self._record("checkpoint", trial.trial_id, checkpoint.step, checkpoint.path)
 
     @hookimpl
+    def trackbridge_trial_log(
+        self, trial: TrialInfo, step: int, values: Mapping[str, Any], files: Sequence[LoggedFile]
+    ) -> None:
+        self._record("log", trial.trial_id, step, dict(values), [f.name for f in files])
+
+    @hookimpl
     def trackbridge_trial_complete(self, trial: TrialInfo, status: TrialStatus, error: str | None) -> None:
         self._record("complete", trial.trial_id, status.value, error)
 
@@ -135,6 +141,6 @@ class RecordingPlugin:
     def by_trial(self) -> dict[str, list[tuple[Any, ...]]]:
         out: dict[str, list[tuple[Any, ...]]] = {}
         for event in self.events:
-            if event[0] in ("trial_start", "config_update", "result", "checkpoint", "complete"):
+            if event[0] in ("trial_start", "config_update", "result", "checkpoint", "log", "complete"):
                 out.setdefault(event[1], []).append(event)
         return out
