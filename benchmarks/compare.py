@@ -58,7 +58,7 @@ def is_tracker_process(name: str, cmdline: list[str]) -> bool:
     actor it runs: ``ray::<Class>.<method>``)."""
     if "wandb" in name.lower():
         return True
-    if "trackbridge.isolation" in " ".join(cmdline):
+    if "trackbridge.process_transport" in " ".join(cmdline):
         return True
     title = cmdline[0] if cmdline else ""
     return title.startswith("ray::") and ("Wandb" in title or "_QueueActor" in title)

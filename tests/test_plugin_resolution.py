@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pickle
 import sys
+from dataclasses import dataclass
 
 import pytest
 
 from tests.thirdparty.fake_dist import make_distribution
-from trackbridge import PluginError, hookimpl
+from trackbridge import PluginError, PluginOptions, TrackerPlugin, hookimpl, option
 from trackbridge.discovery import installed_plugins
 from trackbridge.errors import MissingTrackerError
 from trackbridge.loading import resolve
@@ -147,18 +148,83 @@ def test_callback_is_picklable_without_secret_options(acme, ray_session):
 
 
 def test_secret_options_are_not_pickled_but_paths_to_them_are():
-    from trackbridge.loading import picklable_request
+    from trackbridge.secrets import without_secrets
 
-    name, options = picklable_request(
-        (
-            "x",
-            {
-                "api_key": "k",
-                "api_key_file": "/run/key",
-                "tracking_token": "t",
-                "project": "p",
-                "tracking_uri": "https://me:pw@mlflow.example:5000/api",
-            },
-        )
+    options = without_secrets(
+        {
+            "api_key": "k",
+            "api_key_file": "/run/key",
+            "tracking_token": "t",
+            "project": "p",
+            "tracking_uri": "https://me:pw@mlflow.example:5000/api",
+            "settings": {"api_key": "nested-key", "console": "off"},
+        }
     )
-    assert options == {"api_key_file": "/run/key", "project": "p", "tracking_uri": "https://mlflow.example:5000/api"}
+    assert options == {
+        "api_key_file": "/run/key",
+        "project": "p",
+        "tracking_uri": "https://mlflow.example:5000/api",
+        "settings": {"console": "off"},
+    }
+
+
+@dataclass(frozen=True)
+class SecretiveOptions(PluginOptions):
+    auth: str | None = option(None, secret=True)
+    project: str = option("p")
+
+
+class Secretive(TrackerPlugin[SecretiveOptions], name="secretive"):
+    @hookimpl
+    def trackbridge_trial_result(self, trial, step, metrics): ...
+
+
+def test_named_plugin_options_declared_secret_are_not_pickled(ray_session):
+    """An option declared ``secret=True`` but not named like a credential still stays out of tuner.pkl."""
+    from trackbridge import TrackBridgeCallback
+    from trackbridge.loading import LoadedPlugin, build_manager, picklable_request
+
+    obj = Secretive(auth="S3CRET-AUTH", project="q")
+    manager, hooks = build_manager("secretive", obj)
+    named = LoadedPlugin(
+        "secretive", obj, manager, hooks, request=("secretive", {"auth": "S3CRET-AUTH", "project": "q"})
+    )
+    assert picklable_request(named) == ("secretive", {"project": "q"})
+    assert b"S3CRET-AUTH" not in pickle.dumps(TrackBridgeCallback(plugins=[obj]))
+    assert b"nested-key" not in pickle.dumps(
+        TrackBridgeCallback(plugins={"wandb": {"mode": "offline", "settings": {"api_key": "nested-key"}}})
+    )
+
+
+def test_a_callback_pickled_by_trackbridge_0_1_0_still_restores(acme, ray_session):
+    """tuner.pkl of an experiment started before the bridge refactor: the callback's old attributes."""
+    from trackbridge import TrackBridgeCallback
+
+    old_state = {
+        "_requests": [("recorder", {"label": "keep"})],
+        "_excludes": ("eval",),
+        "_include_auto_metrics": False,
+        "_redact_patterns": (),
+        "_worker_options": {
+            "queue_size": 7,
+            "flush_interval": 0.25,
+            "stuck_timeout": 9.0,
+            "max_retries": 1,
+            "retry_backoff": 0.1,
+        },
+        "_fail_fast": True,
+        "_isolate": (),
+        "_drain_timeout": 30.0,
+        "_restored_state": {"trials": {"t1": {"last_step": 4, "open": True, "config": {}}}},
+        "_skipped_replays": 0,
+        "_used_restored_state": None,
+    }
+    callback = TrackBridgeCallback.__new__(TrackBridgeCallback)
+    callback.__setstate__(old_state)
+    assert callback.plugin_names == ["recorder"] and callback.get_plugin("recorder").label == "keep"
+    settings = callback._bridge.settings
+    assert settings.excludes == ("eval",) and settings.redact_enabled is False and settings.fail_fast
+    assert settings.delivery.queue_size == 7 and settings.drain_timeout == 30.0
+    assert callback.get_state() == old_state["_restored_state"]
+    back = pickle.loads(pickle.dumps(callback))  # and it pickles again in the new form
+    assert back.plugin_names == ["recorder"]

@@ -90,3 +90,13 @@ def test_warn_once_per_key(caplog):
     warn("j", "bad j")
     assert warn.counts == {"k": 5, "j": 1} and warn.total == 6
     assert sum("bad k" in r.message for r in caplog.records) == 1
+
+
+def test_config_redaction_has_no_exception_for_references_but_option_pickling_does():
+    from trackbridge.secrets import is_secret_option, without_secrets
+
+    cfg = {"password_file": "/etc/pw", "db": {"secret_env": "S"}, "data_path": "/data", "lr": 0.1}
+    assert redact(cfg) == {"password_file": REDACTED, "db": {"secret_env": REDACTED}, "data_path": "/data", "lr": 0.1}
+    assert redact(cfg, ["*_path"])["data_path"] == REDACTED  # a user's own pattern is taken as written
+    assert not is_secret_option("api_key_file") and is_secret_option("api_key")
+    assert without_secrets({"api_key_file": "/k", "api_key": "k"}) == {"api_key_file": "/k"}

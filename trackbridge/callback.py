@@ -7,24 +7,19 @@ waiting on a plugin (except backpressure when a plugin's queue is full).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ray.tune import Callback
 
-from trackbridge import exit_drain, loading
-from trackbridge.delivery import Dispatcher, HookEmitter
-from trackbridge.errors import TrackerFailure
-from trackbridge.events import TrialStatus
-from trackbridge.process_transport import transport_for
-from trackbridge.report import write_report
-from trackbridge.settings import CallbackSettings, parse_settings
+from trackbridge import loading
+from trackbridge.bridge import Bridge
+from trackbridge.events import TrialInfo, TrialStatus
+from trackbridge.secrets import SECRET_PATTERNS
+from trackbridge.settings import CallbackSettings
+from trackbridge.transport import DeliveryOptions
 from trackbridge.trial_states import TrialStateMachine
 from trackbridge.tune_translate import error_text, experiment_info, result_metrics, result_step, trial_info
-
-#: Attributes rebuilt in every process, never pickled into ``tuner.pkl``.
-_RUNTIME = ("_loaded", "_dispatcher", "_machine", "_report")
 
 
 class TrackBridgeCallback(Callback):
@@ -70,10 +65,8 @@ class TrackBridgeCallback(Callback):
         fail_fast: bool = False,
         isolate: bool | Iterable[str] = False,
     ) -> None:
-        self._loaded: list[loading.LoadedPlugin] | None = loading.resolve(plugins)
-        self._requests = [p.request for p in self._loaded]
-        self._settings: CallbackSettings = parse_settings(
-            [p.name for p in self._loaded],
+        self._bridge = Bridge(
+            plugins,
             excludes=excludes,
             include_auto_metrics=include_auto_metrics,
             redact=redact,
@@ -88,111 +81,60 @@ class TrackBridgeCallback(Callback):
         )
         self._restored_state: dict[str, Any] | None = None
         self._used_restored_state: dict[str, Any] | None = None
-        self._init_runtime()
-
-    def _init_runtime(self) -> None:
-        self._dispatcher: Dispatcher | None = None
-        self._machine: TrialStateMachine | None = None
-        self._report: dict[str, Any] | None = None
-
-    # ------------------------------------------------------------------ pickling (tuner.pkl)
-    def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k not in _RUNTIME}
-        state["_requests"] = [loading.picklable_request(r) for r in self._requests]
-        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_bridge" not in state:  # a tuner.pkl written by TrackBridge 0.1.0 before the bridge existed
+            state = _state_of_0_1_0(state)
         self.__dict__.update(state)
-        self._loaded = None  # rebuilt in setup(), where a missing SDK or key is reported
-        self._init_runtime()
 
     # ------------------------------------------------------------------ Tune's experiment checkpoint
     def get_state(self) -> dict[str, Any] | None:
-        return self._machine.snapshot() if self._machine is not None else self._restored_state
+        machine = self._bridge.machine
+        return machine.snapshot() if machine is not None else self._restored_state
 
     def set_state(self, state: dict[str, Any]) -> None:
         # Tune restores callback state before it calls setup(); the machine of this fit() takes it there.
         self._restored_state = dict(state or {})
 
     # ------------------------------------------------------------------ plugins
-    def _plugins(self) -> list[loading.LoadedPlugin]:
-        if self._loaded is None:
-            self._loaded = loading.resolve(list(self._requests))
-        return self._loaded
-
     @property
     def plugin_names(self) -> list[str]:
-        return [p.name for p in self._plugins()]
+        return [p.name for p in self._bridge.plugins()]
 
     def get_plugin(self, name: str) -> Any:
         """The plugin object registered under ``name`` (e.g. to inspect it after ``fit()``)."""
-        for plugin in self._plugins():
-            if plugin.name == name:
-                return plugin.obj
-        raise KeyError(f"trackbridge: no plugin {name!r} in this callback; it has {self.plugin_names}")
+        return self._bridge.get_plugin(name)
 
     def companion_callbacks(self) -> list[Any]:
         """Tune callbacks the plugins ask to run next to this one (``TrackerPlugin.companion_callbacks``):
         ``RunConfig(callbacks=[cb, *cb.companion_callbacks()])``."""
-        extra: list[Any] = []
-        for plugin in self._plugins():
-            companions = getattr(plugin.obj, "companion_callbacks", None)
-            if callable(companions):
-                extra.extend(companions())
-        return extra
+        return self._bridge.companion_callbacks()
 
     # ------------------------------------------------------------------ lifecycle
-    def _running(self) -> TrialStateMachine:
-        """The state machine of the current ``fit()``; starts the plugins' workers on first use."""
-        if self._machine is None:
-            dispatcher = Dispatcher(
-                self._plugins(), self._settings.delivery, transport_for=transport_for(self._settings.isolate)
-            )
-            dispatcher.start()
-            emit = HookEmitter(dispatcher.submit)
-            emit.setup()
-            self._dispatcher, self._machine = dispatcher, TrialStateMachine(emit)
-            if self._restored_state is not None:
-                self._machine.restore(self._restored_state)
-            exit_drain.register(self)
-        return self._machine
-
     def setup(self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any) -> None:
-        if self._dispatcher is not None and self._dispatcher.closed:
+        if self._bridge.finished:
             # The same callback object in a second fit(): a new experiment, from a clean slate (restored
             # only if Tune handed over a state for this fit).
             fresh = self._restored_state is not self._used_restored_state
-            self._init_runtime()
+            self._bridge.reset()
             if not fresh:
                 self._restored_state = None
         self._used_restored_state = self._restored_state
-        self._running()
-
-    def _check_fail_fast(self) -> None:
-        if not self._settings.fail_fast or self._dispatcher is None:
-            return
-        failure = self._dispatcher.first_error()
-        if failure is not None:
-            plugin, hook, trial_id, exc = failure
-            where = f" for trial {trial_id}" if trial_id else ""
-            raise TrackerFailure(
-                f"trackbridge: plugin {plugin!r} failed in {hook}{where}: {type(exc).__name__}: {exc} "
-                "(fail_fast=True stops the run)"
-            ) from exc
+        self._bridge.start(self._restored_state)
 
     def _machine_for(self, trial: Any) -> TrialStateMachine:
-        machine = self._running()
+        machine = self._bridge.start(self._restored_state)
         if machine.experiment is None:
             machine.begin_experiment(experiment_info(trial, resumed=self._restored_state is not None))
         return machine
 
-    def _info(self, trial: Any, machine: TrialStateMachine) -> Any:
+    def _info(self, trial: Any, machine: TrialStateMachine) -> TrialInfo:
         assert machine.experiment is not None
-        s = self._settings
+        s = self._bridge.settings
         return trial_info(trial, machine.experiment, s.redact_extra, s.redact_enabled)
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._check_fail_fast()
+        self._bridge.check_fail_fast()
         machine = self._machine_for(trial)
         machine.start(self._info(trial, machine))
 
@@ -206,14 +148,14 @@ class TrackBridgeCallback(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        self._check_fail_fast()
+        self._bridge.check_fail_fast()
         machine = self._open_machine(trial)
-        s = self._settings
+        s = self._bridge.settings
         metrics = result_metrics(result, include_auto=s.include_auto_metrics, excludes=s.excludes)
         machine.result(str(trial.trial_id), result_step(result), metrics)
 
     def on_checkpoint(self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any) -> None:
-        self._check_fail_fast()
+        self._bridge.check_fail_fast()
         machine = self._open_machine(trial)
         machine.checkpoint(str(trial.trial_id), str(checkpoint.path), getattr(checkpoint, "filesystem", None))
 
@@ -229,30 +171,35 @@ class TrackBridgeCallback(Callback):
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self.close()
-        self._check_fail_fast()
+        self._bridge.check_fail_fast()
 
     def close(self) -> dict[str, Any] | None:
         """End every open trial as UNFINISHED, end the experiment, drain and close every plugin.
 
         Called by Tune at experiment end; also by an exit hook if the driver exits without it.
         """
-        dispatcher, machine = self._dispatcher, self._machine
-        if dispatcher is None or machine is None or dispatcher.closed:
-            return self._report
-        machine.end_experiment()
-        started = time.monotonic()
-        finished = dispatcher.close(self._settings.drain_timeout)
-        exit_drain.unregister(self)
-        self._report = write_report(
-            experiment=machine.experiment,
-            stats=dispatcher.stats(),
-            finished=finished,
-            drain_seconds=time.monotonic() - started,
-            skipped_replays=machine.skipped_replays,
-        )
-        return self._report
+        return self._bridge.close()
 
     @property
     def report(self) -> dict[str, Any] | None:
         """The delivery report of the last run (also written as ``trackbridge_report.json``)."""
-        return self._report
+        return self._bridge.report
+
+
+def _state_of_0_1_0(old: dict[str, Any]) -> dict[str, Any]:
+    """The state of a callback pickled by TrackBridge 0.1.0 (its options were attributes of its own)."""
+    patterns = tuple(old.get("_redact_patterns", SECRET_PATTERNS))
+    delivery = dict(old.get("_worker_options") or {})
+    settings = CallbackSettings(
+        excludes=tuple(old.get("_excludes", ())),
+        include_auto_metrics=bool(old.get("_include_auto_metrics", False)),
+        redact_enabled=bool(patterns),
+        redact_extra=tuple(p for p in patterns if p not in SECRET_PATTERNS),
+        delivery=DeliveryOptions(**delivery),
+        drain_timeout=old.get("_drain_timeout", 600.0),
+        fail_fast=bool(old.get("_fail_fast", False)),
+        isolate=tuple(old.get("_isolate", ())),
+    )
+    bridge = Bridge.__new__(Bridge)
+    bridge.__setstate__({"requests": list(old.get("_requests", [])), "settings": settings})
+    return {"_bridge": bridge, "_restored_state": old.get("_restored_state"), "_used_restored_state": None}

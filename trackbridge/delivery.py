@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -99,6 +100,9 @@ class HookEmitter:
         self._sink(HookCall(EXPERIMENT_END, {"experiment": experiment}))
 
 
+logger = logging.getLogger("trackbridge")
+
+
 @dataclass(frozen=True)
 class _Stop:
     """The last item of a queue: finish by ``deadline`` (``time.monotonic()``; None: no limit)."""
@@ -119,6 +123,8 @@ class PluginWorker:
         self._queue: queue.Queue[HookCall | _Stop] = queue.Queue(maxsize=max(1, options.queue_size))
         self._thread = threading.Thread(target=self._run, name=f"trackbridge-{plugin.name}", daemon=True)
         self._finished = False
+        #: Calls taken off the queue that the transport is delivering right now.
+        self._in_hand = 0
 
     # ----------------------------------------------------------------- the emitting side (Tune's thread)
     def start(self) -> None:
@@ -147,6 +153,10 @@ class PluginWorker:
         """Deliver what is queued, finish the transport, stop the thread. False if that did not happen
         within ``timeout`` seconds (what was left is counted as dropped)."""
         if not self._thread.is_alive():
+            if self._thread.ident is None:  # never started: nothing to deliver
+                return True
+            if not self._finished:  # the thread died without finishing (see _run): release the transport
+                self._transport.abort()
             return self._finished
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
@@ -156,9 +166,12 @@ class PluginWorker:
             self.ledger.dropped(self._drain_pending())
             self._transport.abort()
             return False
-        self._thread.join(timeout)
+        # The transport finishes by the deadline; a grace period lets it report how far it got.
+        left = None if deadline is None else max(0.0, deadline - time.monotonic()) + self._transport.finish_grace
+        self._thread.join(left)
         if self._thread.is_alive():
-            pending = self._drain_pending()
+            # the calls still queued, and those in the transport's hands (they may yet arrive: not confirmed)
+            pending = self._drain_pending() + self._in_hand
             self.ledger.dropped(pending)
             self.ledger.disable(f"did not finish within the drain timeout ({timeout}s); {pending} events undelivered")
             self._transport.abort()
@@ -186,6 +199,15 @@ class PluginWorker:
         return batch
 
     def _run(self) -> None:
+        try:
+            self._deliver_until_stopped()
+        except Exception as exc:  # a transport bug must never leave Tune blocked on a full queue
+            logger.exception("trackbridge: the delivery thread of plugin %r crashed", self.plugin.name)
+            self.ledger.disable(f"its delivery thread crashed: {type(exc).__name__}: {exc}")
+            self.ledger.dropped(self._drain_pending())
+            self._transport.abort()
+
+    def _deliver_until_stopped(self) -> None:
         while True:
             due = self._transport.flush_due()
             timeout = None if due is None else max(0.0, due - time.monotonic())
@@ -200,7 +222,9 @@ class PluginWorker:
                 if self.ledger.disabled:
                     self.ledger.dropped(len(calls))
                 else:
+                    self._in_hand = len(calls)
                     self._transport.deliver(calls)
+                    self._in_hand = 0
             last = batch[-1]
             if isinstance(last, _Stop):
                 self._finished = self._transport.finish(last.deadline)

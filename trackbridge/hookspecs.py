@@ -115,10 +115,10 @@ def trackbridge_trial_result(trial: TrialInfo, step: int, metrics: Mapping[str, 
 def trackbridge_trial_checkpoint(trial: TrialInfo, checkpoint: CheckpointInfo) -> None:
     """Tune persisted a checkpoint of the trial.
 
-    ``checkpoint.path`` lives on ``checkpoint.filesystem`` (None: local); use
-    ``checkpoint.local_directory(scratch)`` to get its files locally. Tune may delete old checkpoints
-    (``CheckpointConfig(num_to_keep=...)``): a checkpoint that is gone by the time this runs should be
-    reported by raising, not silently skipped.
+    ``checkpoint.path`` lives on ``checkpoint.filesystem`` (None: local); ``with checkpoint.local_copy() as
+    directory:`` gives its files in a local directory (downloaded when remote, removed after the block).
+    Tune may delete old checkpoints (``CheckpointConfig(num_to_keep=...)``): ``local_copy`` then raises
+    ``CheckpointGone``; let it propagate, so the checkpoint is counted as not delivered, never silently skipped.
     """
 
 

@@ -141,10 +141,14 @@ def resolve(plugins: PluginsArgument) -> list[LoadedPlugin]:
     return loaded
 
 
-def picklable_request(request: Any) -> Any:
-    """A plugin request fit for ``tuner.pkl``: a named plugin's options without secrets (``secrets.
-    without_secrets``); a plugin object as it is (its own ``__getstate__`` decides, e.g. ``TrackerPlugin``)."""
+def picklable_request(plugin: LoadedPlugin) -> Any:
+    """A plugin request fit for ``tuner.pkl``. For a named plugin, its options without secrets
+    (``secrets.without_secrets``: named like a credential, or declared ``secret=True`` in the plugin's
+    ``PluginOptions``); a plugin object as it is (its own ``__getstate__`` decides, e.g. ``TrackerPlugin``)."""
+    request = plugin.request
     if isinstance(request, tuple):
         name, options = request
-        return (name, without_secrets(options))
+        secret_names = getattr(getattr(plugin.obj, "options", None), "secret_names", None)
+        declared = secret_names() if callable(secret_names) else ()
+        return (name, without_secrets(options, declared))
     return request

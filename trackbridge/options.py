@@ -29,7 +29,7 @@ from collections.abc import Sequence as AbcSequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from trackbridge.secrets import is_secret_key, mask_uri, strip_uri_credentials
+from trackbridge.secrets import is_secret_option, mask_uri, strip_uri_credentials, without_secrets
 
 _METADATA_KEY = "trackbridge"
 T = TypeVar("T", bound="PluginOptions")
@@ -158,19 +158,27 @@ class PluginOptions:
         return cls(**values)
 
     def secret_names(self) -> set[str]:
-        """Options that hold credentials: declared ``secret=True``, or named like one (``secrets.is_secret_key``)."""
-        return {name for name in self.fields() if self.spec(name).secret or is_secret_key(name)}
+        """Options that hold credentials: declared ``secret=True``, or named like one (``secrets.is_secret_option``)."""
+        return {name for name in self.fields() if self.spec(name).secret or is_secret_option(name)}
 
     def without_secrets(self: T) -> T:
-        """The copy that may be pickled (``tuner.pkl``): secrets unset, credentials in URIs stripped."""
+        """The copy that may be pickled (``tuner.pkl``): secrets reset to their defaults (None when an option
+        has none), secret keys of dict options dropped, credentials in URIs stripped."""
         secret = self.secret_names()
         changes: dict[str, Any] = {}
         for name, field in self.fields().items():
             value = getattr(self, name)
             if name in secret:
-                default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+                if field.default_factory is not dataclasses.MISSING:
+                    default = field.default_factory()
+                else:
+                    default = None if field.default is dataclasses.MISSING else field.default
                 if value != default:
                     changes[name] = default
+            elif isinstance(value, AbcMapping):
+                clean = without_secrets(value)
+                if clean != dict(value):
+                    changes[name] = clean
             elif isinstance(value, str) and strip_uri_credentials(value) != value:
                 changes[name] = strip_uri_credentials(value)
         return dataclasses.replace(self, **changes) if changes else self

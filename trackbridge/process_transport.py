@@ -52,6 +52,7 @@ class ProcessTransport(Transport):
     """The driver's end of an isolated plugin."""
 
     batch_size = BATCH_SIZE
+    finish_grace = 5.0
 
     def __init__(self, plugin: LoadedPlugin, ledger: DeliveryLedger, options: DeliveryOptions) -> None:
         self._plugin = plugin
@@ -59,6 +60,8 @@ class ProcessTransport(Transport):
         self._options = options
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
+        #: Calls the child took whose outcome it has not reported yet (it reports them when it closes).
+        self._unconfirmed = 0
 
     def start(self) -> None:
         parent_sock, child_sock = socket.socketpair()
@@ -79,39 +82,74 @@ class ProcessTransport(Transport):
             self._ledger.dropped(len(calls))
             return
         self._ledger.lag(time.monotonic() - calls[0].emitted)
+        payload, sendable = self._pickled(calls)
+        if not sendable:
+            return
         try:
-            self._conn.send(("calls", list(calls)))
+            self._conn.send_bytes(payload)
             _, error = self._conn.recv()
         except (EOFError, OSError) as exc:
-            self._child_died(exc, len(calls))
+            self._child_died(exc, len(sendable))
             return
+        self._unconfirmed += len(sendable)
         self._note_error(error)
 
+    def _pickled(self, calls: Sequence[HookCall]) -> tuple[bytes, list[HookCall]]:
+        """The batch as bytes; a call whose values cannot be pickled is counted as failed, not sent."""
+        dumps = _serializer().dumps
+        try:
+            return dumps(("calls", list(calls))), list(calls)
+        except Exception:
+            sendable = []
+            for call in calls:
+                try:
+                    dumps(call)
+                except Exception as exc:
+                    self._ledger.failed(call.hook, call.trial_id, exc, 0.0)
+                    logger.error(
+                        "trackbridge: plugin %r: %s for trial %s cannot be sent to its process: %s: %s",
+                        self._plugin.name,
+                        call.hook,
+                        call.trial_id,
+                        type(exc).__name__,
+                        exc,
+                    )
+                else:
+                    sendable.append(call)
+            return dumps(("calls", sendable)), sendable
+
     def finish(self, deadline: float | None) -> bool:
-        """Ask the child to drain and close, take its counts into ours, and reap it."""
+        """Ask the child to drain and close by ``deadline``, take its counts into ours, and reap it."""
         conn, process = self._conn, self._process
         if conn is None or process is None:
             return False
         finished = False
         try:
             if process.poll() is None:
-                timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
-                conn.send(("close", timeout))
+                timeout = None if deadline is None else max(0.5, deadline - time.monotonic())
+                conn.send_bytes(pickle.dumps(("close", timeout)))
                 _, child_stats, finished, error = conn.recv()
                 self._note_error(error)
                 self._ledger.merge(child_stats)
+                self._unconfirmed = 0
+            else:
+                self._child_died(RuntimeError("it exited before the end of the run"), 0)
         except (EOFError, OSError) as exc:
             self._child_died(exc, 0)
         finally:
-            conn.close()
-            self._conn = None
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
             self._reap(process)
         return bool(finished)
 
     def abort(self) -> None:
-        """The drain timed out: kill the child (its undelivered calls were counted by the worker)."""
+        """The drain timed out: kill the child. The calls it took without reporting on them are counted as
+        dropped (some may have reached the tracker; none is confirmed)."""
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
+        self._ledger.dropped(self._unconfirmed)
+        self._unconfirmed = 0
 
     def _reap(self, process: subprocess.Popen[bytes]) -> None:
         try:
@@ -121,6 +159,9 @@ class ProcessTransport(Transport):
             process.wait(timeout=5)
 
     def _child_died(self, exc: BaseException, lost: int) -> None:
+        """``lost``: calls of the batch in hand; those the child took earlier were never confirmed either."""
+        lost += self._unconfirmed
+        self._unconfirmed = 0
         code = None
         if self._process is not None:
             try:
@@ -170,7 +211,7 @@ def child_main(fd: int) -> int:
     worker.start()
     while True:
         try:
-            message = conn.recv()
+            message = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):  # the driver is gone: deliver what we have, then stop
             worker.close(60)
             return 1

@@ -1,8 +1,9 @@
 """One rule for secrets, used everywhere: config redaction, what is pickled into ``tuner.pkl``, URI masking.
 
-- ``is_secret_key``: does a config key or option name hold a credential? One list of patterns
-  (``SECRET_PATTERNS``), matched against every ``/``-separated segment; a name that only *refers* to a
-  credential (``api_key_file``, ``token_path``, ``password_env``) is not one.
+- ``is_secret_key``: does a config key hold a credential? One list of patterns (``SECRET_PATTERNS``, plus
+  the user's own), matched against every ``/``-separated segment.
+- ``is_secret_option``: the same for a plugin option's name, except that an option that only *refers* to a
+  credential (``api_key_file``, ``token_path``, ``password_env``) is kept, so a restored run finds it.
 - ``redact``: a config with every secret value replaced by ``REDACTED`` before any plugin sees it.
 - ``without_secrets``: plugin options fit for pickling: secret options dropped, credentials in URIs stripped.
 - ``mask_uri`` / ``strip_uri_credentials``: ``https://user:pass@host`` for logs (``***@host``) and for storage.
@@ -36,14 +37,15 @@ REFERENCE_SUFFIXES: tuple[str, ...] = ("_file", "_path", "_env", "_var")
 
 def is_secret_key(key: str, extra_patterns: Iterable[str] = ()) -> bool:
     """True when a ``/``-separated segment of ``key`` matches a secret pattern (``SECRET_PATTERNS`` plus
-    ``extra_patterns``) and is not a reference to a credential (see ``REFERENCE_SUFFIXES``)."""
+    ``extra_patterns``)."""
     patterns = SECRET_PATTERNS + tuple(p.lower() for p in extra_patterns)
-    for segment in str(key).lower().split("/"):
-        if segment.endswith(REFERENCE_SUFFIXES):
-            continue
-        if any(fnmatch.fnmatchcase(segment, pattern) for pattern in patterns):
-            return True
-    return False
+    return any(fnmatch.fnmatchcase(segment, pattern) for segment in str(key).lower().split("/") for pattern in patterns)
+
+
+def is_secret_option(name: str) -> bool:
+    """Does a plugin option hold a credential? As ``is_secret_key``, except for references to one (an option
+    whose name ends with one of ``REFERENCE_SUFFIXES``: ``api_key_file`` holds a path, not a key)."""
+    return not str(name).lower().endswith(REFERENCE_SUFFIXES) and is_secret_key(name)
 
 
 def redact(config: Mapping[str, Any], extra_patterns: Iterable[str] = (), *, enabled: bool = True) -> dict[str, Any]:
@@ -70,14 +72,16 @@ def redact(config: Mapping[str, Any], extra_patterns: Iterable[str] = (), *, ena
 
 
 def without_secrets(options: Mapping[str, Any], declared_secret: Iterable[str] = ()) -> dict[str, Any]:
-    """Options fit for ``tuner.pkl``: secret options (by name, or declared secret) dropped, and credentials
-    embedded in URI values stripped. A restored run finds them again in the environment or a key file."""
+    """Options fit for ``tuner.pkl``: secret options (``is_secret_option``, or named in ``declared_secret``)
+    dropped, at any depth of nested dicts (``settings={"api_key": ...}``), and credentials embedded in URI
+    values stripped. A restored run finds them again in the environment or a key file."""
     declared = set(declared_secret)
-    return {
-        key: strip_uri_credentials(value)
-        for key, value in options.items()
-        if key not in declared and not is_secret_key(key)
-    }
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in declared or is_secret_option(key):
+            continue
+        out[key] = without_secrets(value) if isinstance(value, Mapping) else strip_uri_credentials(value)
+    return out
 
 
 def _split_credentials(uri: str) -> tuple[str, str, str] | None:

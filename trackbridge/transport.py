@@ -69,6 +69,8 @@ class Transport(ABC):
 
     #: How many queued calls the worker may hand over in one ``deliver``.
     batch_size: int = 1
+    #: Seconds past the drain deadline that ``finish`` may take to report how far it got.
+    finish_grace: float = 0.0
 
     def start(self) -> None:
         """Prepare (e.g. start a child process); called on the caller's thread before the worker starts."""

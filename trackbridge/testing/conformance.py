@@ -12,7 +12,8 @@ Ray, and check that it neither fails nor loses anything.
 
 Each scenario gets a fresh directory and a fresh plugin from your factory. The kit checks, per scenario,
 that no hook raised (the delivery counts) and, when ``read_back`` is given, that each trial is one run holding
-metric ``loss`` at exactly the steps sent, ending with the status sent (if your reader reports statuses).
+metric ``loss`` at exactly the steps sent, ending with the status sent (if your reader reports statuses), and
+(if your reader fills ``logged_steps``) the values logged inside the trial at exactly their own steps.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trackbridge.events import ExperimentInfo, TrialInfo, TrialStatus
+from trackbridge.events import ExperimentInfo, LoggedFile, TrialInfo, TrialStatus
 from trackbridge.ledger import PluginStats
 from trackbridge.testing.script import LifecycleScript, make_trial
 
@@ -43,6 +44,9 @@ class StoredRuns:
     statuses: dict[str, str] = field(default_factory=dict)
     #: trial id -> how many runs the tracker holds for it (default: 1 per trial in ``steps``).
     runs_per_trial: dict[str, int] = field(default_factory=dict)
+    #: trial id -> steps at which the in-trial value ``batch_loss`` was stored (``trackbridge_trial_log``'s
+    #: own step, not ``training_iteration``), in storage order. Leave it empty to skip that check.
+    logged_steps: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -132,6 +136,15 @@ def _check_stored(stored: StoredRuns, expected: Mapping[str, tuple[list[int], st
             problems.append(f"trial {tid}: {runs} runs in the tracker, expected 1")
         if tid in stored.statuses and stored.statuses[tid] != status:
             problems.append(f"trial {tid}: status {stored.statuses[tid]!r}, expected {status!r}")
+
+
+def _check_logged(stored: StoredRuns, expected: Mapping[str, list[int]], problems: list[str]) -> None:
+    if not stored.logged_steps:  # the reader does not report in-trial values
+        return
+    for tid, steps in expected.items():
+        got = stored.logged_steps.get(tid)
+        if got != steps:
+            problems.append(f"trial {tid}: batch_loss stored at steps {got}, expected {steps}")
 
 
 def _scenario(name: str, directory: Path, body: Callable[[Path, list[str]], None]) -> ScenarioResult:
@@ -232,6 +245,30 @@ def _restored_in_a_new_process(
         _check_stored(read_back(d), {"r": ([1, 2, 3, 4, 5, 6], "completed")}, problems)
 
 
+def _in_trial_log(make_plugin: PluginFactory, read_back: Reader | None, d: Path, problems: list[str]) -> None:
+    """Values logged inside the trial between its results, at steps of their own (1..6, while the results
+    are at 1..3), one small file, and the odd values once: none of it may fail or disturb the results."""
+    s = _Scenario("conformance_in_trial_log", d)
+    trial = s.trial("l")
+    upload = d / "driver_copies" / "notes-0001.txt"  # the driver's copy; stored under the name "notes.txt"
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    upload.write_text("logged inside the trial\n")
+    s.script.start(trial)
+    for result_step in range(1, 4):
+        for step in (2 * result_step - 1, 2 * result_step):
+            s.script.log(trial, step, {"batch_loss": 1.0 / step})
+        if result_step == 2:
+            s.script.log(trial, 4, {}, [LoggedFile(path=str(upload), name="notes.txt")])
+            s.script.log(trial, 4, ODD_VALUES)
+        s.results(trial, [result_step])
+    s.script.complete(trial, TrialStatus.COMPLETED)
+    _check_stats(s.run(make_plugin(d)), problems)
+    if read_back:
+        stored = read_back(d)
+        _check_stored(stored, {"l": ([1, 2, 3], "completed")}, problems)
+        _check_logged(stored, {"l": [1, 2, 3, 4, 5, 6]}, problems)
+
+
 #: NaN, infinities, None, strings, lists, nested dicts, odd keys, objects: never a failed hook.
 _ODD_CONFIG = {"fn": repr(len), "huge": {f"k{i}": i for i in range(500)}, "long": "v" * 10_000}
 
@@ -241,4 +278,5 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "paused_and_resumed": _paused_and_resumed,
     "restored_in_a_new_process": _restored_in_a_new_process,
     "odd_values": _one_trial("odd_values", TrialStatus.COMPLETED, ODD_VALUES, _ODD_CONFIG),
+    "in_trial_log": _in_trial_log,
 }

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from trackbridge.delivery import Dispatcher, HookEmitter
-from trackbridge.events import CheckpointInfo, ExperimentInfo, TrialInfo, TrialStatus
+from trackbridge.events import CheckpointInfo, ExperimentInfo, LoggedFile, TrialInfo, TrialStatus
 from trackbridge.ledger import PluginStats
 from trackbridge.loading import resolve
 from trackbridge.transport import DeliveryOptions, HookCall
@@ -55,6 +55,10 @@ class LifecycleScript:
 
     def result(self, trial: TrialInfo, step: int, metrics: Mapping[str, Any]) -> None:
         self.emit.trial_result(trial, step, flatten(dict(metrics)), time.time())
+
+    def log(self, trial: TrialInfo, step: int, values: Mapping[str, Any], files: Sequence[LoggedFile] = ()) -> None:
+        """Values (flattened with ``/``, as the core does) and files logged inside the trial, at its own step."""
+        self.emit.trial_log(trial, step, flatten(dict(values)), files, time.time())
 
     def checkpoint(self, trial: TrialInfo, step: int, path: str, metrics: Mapping[str, Any] | None = None) -> None:
         self.emit.trial_checkpoint(trial, CheckpointInfo(path=path, step=step, metrics=flatten(dict(metrics or {}))))

@@ -1,0 +1,153 @@
+"""``Bridge``: the plugins of one adapter and, while a run is on, their dispatcher, trial state machine and report.
+
+Every adapter (the Tune callback, the Ray Train callback) owns one, so plugin resolution, pickling into
+``tuner.pkl`` (secrets stripped), the exit drain, ``fail_fast`` and the delivery report work the same way
+for each. The adapter only translates its framework's objects and feeds ``bridge.machine``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from trackbridge import exit_drain, loading
+from trackbridge.delivery import Dispatcher, HookEmitter
+from trackbridge.errors import TrackerFailure
+from trackbridge.process_transport import transport_for
+from trackbridge.report import write_report
+from trackbridge.settings import CallbackSettings, parse_settings
+from trackbridge.trial_states import TrialStateMachine
+
+
+class Bridge:
+    """Resolved plugins plus the runtime of the current run (see the module docstring)."""
+
+    def __init__(
+        self,
+        plugins: loading.PluginsArgument,
+        *,
+        excludes: Iterable[str] = (),
+        include_auto_metrics: bool = False,
+        redact: bool | Sequence[str] = True,
+        queue_size: int = 10_000,
+        flush_interval: float = 0.5,
+        drain_timeout: float | None = 600.0,
+        stuck_timeout: float = 300.0,
+        max_retries: int = 3,
+        retry_backoff: float = 0.5,
+        fail_fast: bool = False,
+        isolate: bool | Iterable[str] = False,
+    ) -> None:
+        self._loaded: list[loading.LoadedPlugin] | None = loading.resolve(plugins)
+        self._requests = [p.request for p in self._loaded]
+        self.settings: CallbackSettings = parse_settings(
+            [p.name for p in self._loaded],
+            excludes=excludes,
+            include_auto_metrics=include_auto_metrics,
+            redact=redact,
+            queue_size=queue_size,
+            flush_interval=flush_interval,
+            drain_timeout=drain_timeout,
+            stuck_timeout=stuck_timeout,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            fail_fast=fail_fast,
+            isolate=isolate,
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the current run (a second ``fit()`` with the same adapter starts from a clean slate)."""
+        self._dispatcher: Dispatcher | None = None
+        self.machine: TrialStateMachine | None = None
+        self.report: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ pickling (tuner.pkl, Train's controller)
+    def __getstate__(self) -> dict[str, Any]:
+        if self._loaded is not None:
+            requests = [loading.picklable_request(p) for p in self._loaded]
+        else:  # unpickled and not resolved again: the requests are the clean ones that were pickled
+            requests = list(self._requests)
+        return {"requests": requests, "settings": self.settings}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._requests = state["requests"]
+        self.settings = state["settings"]
+        self._loaded = None  # resolved again where the run starts, where a missing SDK or key is reported
+        self.reset()
+
+    # ------------------------------------------------------------------ plugins
+    def plugins(self) -> list[loading.LoadedPlugin]:
+        if self._loaded is None:
+            self._loaded = loading.resolve(list(self._requests))
+        return self._loaded
+
+    def get_plugin(self, name: str) -> Any:
+        for plugin in self.plugins():
+            if plugin.name == name:
+                return plugin.obj
+        names = [p.name for p in self.plugins()]
+        raise KeyError(f"trackbridge: no plugin {name!r} in this callback; it has {names}")
+
+    def companion_callbacks(self) -> list[Any]:
+        extra: list[Any] = []
+        for plugin in self.plugins():
+            companions = getattr(plugin.obj, "companion_callbacks", None)
+            if callable(companions):
+                extra.extend(companions())
+        return extra
+
+    # ------------------------------------------------------------------ the run
+    @property
+    def finished(self) -> bool:
+        """A run was started and has been closed."""
+        return self._dispatcher is not None and self._dispatcher.closed
+
+    def start(self, restored: Mapping[str, Any] | None = None) -> TrialStateMachine:
+        """The state machine of the current run; starts the plugins' workers (and ``trackbridge_setup``) on
+        first use. ``restored``: the machine's snapshot from a restored experiment."""
+        if self.machine is None:
+            dispatcher = Dispatcher(
+                self.plugins(), self.settings.delivery, transport_for=transport_for(self.settings.isolate)
+            )
+            dispatcher.start()
+            emit = HookEmitter(dispatcher.submit)
+            emit.setup()
+            self._dispatcher, self.machine = dispatcher, TrialStateMachine(emit)
+            if restored is not None:
+                self.machine.restore(restored)
+            exit_drain.register(self)
+        return self.machine
+
+    def check_fail_fast(self) -> None:
+        """With ``fail_fast=True``: raise ``TrackerFailure`` for the first plugin failure so far."""
+        if not self.settings.fail_fast or self._dispatcher is None:
+            return
+        failure = self._dispatcher.first_error()
+        if failure is not None:
+            plugin, hook, trial_id, exc = failure
+            where = f" for trial {trial_id}" if trial_id else ""
+            raise TrackerFailure(
+                f"trackbridge: plugin {plugin!r} failed in {hook}{where}: {type(exc).__name__}: {exc} "
+                "(fail_fast=True stops the run)"
+            ) from exc
+
+    def close(self) -> dict[str, Any] | None:
+        """End every open trial as UNFINISHED, end the experiment, drain and close every plugin, write the
+        delivery report. Called by the adapter at the run's end; also by an exit hook if that never comes."""
+        dispatcher, machine = self._dispatcher, self.machine
+        if dispatcher is None or machine is None or dispatcher.closed:
+            return self.report
+        machine.end_experiment()
+        started = time.monotonic()
+        finished = dispatcher.close(self.settings.drain_timeout)
+        exit_drain.unregister(self)
+        self.report = write_report(
+            experiment=machine.experiment,
+            stats=dispatcher.stats(),
+            finished=finished,
+            drain_seconds=time.monotonic() - started,
+            skipped_replays=machine.skipped_replays,
+        )
+        return self.report
