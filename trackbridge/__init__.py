@@ -19,6 +19,7 @@ from trackbridge.markers import hookimpl
 from trackbridge.options import PluginOptions, option
 from trackbridge.plugin_base import TrackerPlugin
 from trackbridge.secrets import REDACTED, is_secret_key, mask_uri, strip_uri_credentials
+from trackbridge.trial_logging import TrialLogger, get_logger, log, log_artifact
 from trackbridge.values import HISTOGRAM, SCALAR, SKIP, TEXT, WarnOnce, classify, flatten, to_float
 
 if TYPE_CHECKING:
@@ -44,13 +45,17 @@ __all__ = [
     "TrackerPlugin",
     "TransientError",
     "TrialInfo",
+    "TrialLogger",
     "TrialStatus",
     "WarnOnce",
     "__version__",
     "classify",
     "flatten",
+    "get_logger",
     "hookimpl",
     "is_secret_key",
+    "log",
+    "log_artifact",
     "mask_uri",
     "option",
     "strip_uri_credentials",

@@ -7,6 +7,8 @@ for each. The adapter only translates its framework's objects and feeds ``bridge
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -17,7 +19,10 @@ from trackbridge.errors import TrackerFailure
 from trackbridge.process_transport import transport_for
 from trackbridge.report import write_report
 from trackbridge.settings import CallbackSettings, parse_settings
+from trackbridge.trial_inbox import InboxCollector
 from trackbridge.trial_states import TrialStateMachine
+
+logger = logging.getLogger("trackbridge")
 
 
 class Bridge:
@@ -38,6 +43,7 @@ class Bridge:
         retry_backoff: float = 0.5,
         fail_fast: bool = False,
         isolate: bool | Iterable[str] = False,
+        log_drain_timeout: float = 10.0,
     ) -> None:
         self._loaded: list[loading.LoadedPlugin] | None = loading.resolve(plugins)
         self._requests = [p.request for p in self._loaded]
@@ -54,6 +60,7 @@ class Bridge:
             retry_backoff=retry_backoff,
             fail_fast=fail_fast,
             isolate=isolate,
+            log_drain_timeout=log_drain_timeout,
         )
         self.reset()
 
@@ -62,6 +69,9 @@ class Bridge:
         self._dispatcher: Dispatcher | None = None
         self.machine: TrialStateMachine | None = None
         self.report: dict[str, Any] | None = None
+        self._inbox: InboxCollector | None = None
+        #: Trials whose in-trial values did not all arrive before their end (``log_drain_timeout``).
+        self.log_timeouts = 0
 
     # ------------------------------------------------------------------ pickling (tuner.pkl, Train's controller)
     def __getstate__(self) -> dict[str, Any]:
@@ -120,6 +130,39 @@ class Bridge:
             exit_drain.register(self)
         return self.machine
 
+    # ------------------------------------------------------------------ values logged inside trials
+    def listen_for_trial_logs(self) -> None:
+        """Open the job's inbox for ``trackbridge.log`` in trials (needs Ray initialised)."""
+        if self._inbox is None:
+            self._inbox = InboxCollector(self._files_dir)
+            self._inbox.start()
+
+    def _files_dir(self, trial_id: str) -> str | None:
+        state = self.machine.trials.get(trial_id) if self.machine is not None else None
+        local = state.info.local_path if state is not None else None
+        return os.path.join(local, "trackbridge_files") if local else None
+
+    def deliver_trial_logs(self) -> None:
+        """Hand the in-trial values that arrived so far to the plugins (O(values); no waiting)."""
+        if self._inbox is None or self.machine is None:
+            return
+        for trial_id, step, values, files, timestamp in self._inbox.ready():
+            self.machine.log(trial_id, step, values, files, timestamp)
+
+    def finish_trial_logs(self, trial_id: str) -> None:
+        """Before a trial completes: wait until all it logged has arrived (at most ``log_drain_timeout``)."""
+        if self._inbox is None:
+            return
+        if not self._inbox.flush_trial(trial_id, self.settings.log_drain_timeout):
+            self.log_timeouts += 1
+            logger.warning(
+                "trackbridge: values logged in trial %s did not all arrive within %.0fs; later ones are counted "
+                "as late",
+                trial_id,
+                self.settings.log_drain_timeout,
+            )
+        self.deliver_trial_logs()
+
     def check_fail_fast(self) -> None:
         """With ``fail_fast=True``: raise ``TrackerFailure`` for the first plugin failure so far."""
         if not self.settings.fail_fast or self._dispatcher is None:
@@ -139,6 +182,10 @@ class Bridge:
         dispatcher, machine = self._dispatcher, self.machine
         if dispatcher is None or machine is None or dispatcher.closed:
             return self.report
+        if self._inbox is not None:  # what arrived; trials still open end UNFINISHED, no waiting for them
+            self._inbox.stop()
+            self._inbox.pull_now()
+            self.deliver_trial_logs()
         machine.end_experiment()
         started = time.monotonic()
         finished = dispatcher.close(self.settings.drain_timeout)
@@ -149,5 +196,6 @@ class Bridge:
             finished=finished,
             drain_seconds=time.monotonic() - started,
             skipped_replays=machine.skipped_replays,
+            late_trial_logs=machine.late_logs,
         )
         return self.report

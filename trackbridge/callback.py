@@ -19,7 +19,15 @@ from trackbridge.secrets import SECRET_PATTERNS
 from trackbridge.settings import CallbackSettings
 from trackbridge.transport import DeliveryOptions
 from trackbridge.trial_states import TrialStateMachine
-from trackbridge.tune_translate import error_text, experiment_info, result_metrics, result_step, trial_info
+from trackbridge.tune_translate import (
+    TRAIN_CHECKPOINT_KEY,
+    error_text,
+    experiment_info,
+    remote_filesystem,
+    result_metrics,
+    result_step,
+    trial_info,
+)
 
 
 class TrackBridgeCallback(Callback):
@@ -47,6 +55,8 @@ class TrackBridgeCallback(Callback):
         that process, so their state after the run is not in your copy.
     :param fail_fast: turn the first plugin failure into a ``TrackerFailure`` raised on Tune's thread (at
         its next callback), which stops the Tune run. Off by default: tracking never fails tuning.
+    :param log_drain_timeout: when a trial that used ``trackbridge.log`` ends, how long Tune waits (at most)
+        for the values it logged to arrive before its runs are completed; usually a fraction of a second.
     """
 
     def __init__(
@@ -64,6 +74,7 @@ class TrackBridgeCallback(Callback):
         retry_backoff: float = 0.5,
         fail_fast: bool = False,
         isolate: bool | Iterable[str] = False,
+        log_drain_timeout: float = 10.0,
     ) -> None:
         self._bridge = Bridge(
             plugins,
@@ -78,6 +89,7 @@ class TrackBridgeCallback(Callback):
             retry_backoff=retry_backoff,
             fail_fast=fail_fast,
             isolate=isolate,
+            log_drain_timeout=log_drain_timeout,
         )
         self._restored_state: dict[str, Any] | None = None
         self._used_restored_state: dict[str, Any] | None = None
@@ -121,6 +133,7 @@ class TrackBridgeCallback(Callback):
                 self._restored_state = None
         self._used_restored_state = self._restored_state
         self._bridge.start(self._restored_state)
+        self._bridge.listen_for_trial_logs()
 
     def _machine_for(self, trial: Any) -> TrialStateMachine:
         machine = self._bridge.start(self._restored_state)
@@ -137,6 +150,11 @@ class TrackBridgeCallback(Callback):
         self._bridge.check_fail_fast()
         machine = self._machine_for(trial)
         machine.start(self._info(trial, machine))
+        self._bridge.deliver_trial_logs()
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        # Tune calls this once per loop turn: hand over what trials logged in the meantime.
+        self._bridge.deliver_trial_logs()
 
     def _open_machine(self, trial: Any) -> TrialStateMachine:
         machine = self._machine_for(trial)
@@ -152,7 +170,13 @@ class TrackBridgeCallback(Callback):
         machine = self._open_machine(trial)
         s = self._bridge.settings
         metrics = result_metrics(result, include_auto=s.include_auto_metrics, excludes=s.excludes)
-        machine.result(str(trial.trial_id), result_step(result), metrics)
+        trial_id = str(trial.trial_id)
+        machine.result(trial_id, result_step(result), metrics)
+        train_checkpoint = result.get(TRAIN_CHECKPOINT_KEY)
+        if isinstance(train_checkpoint, str) and train_checkpoint:
+            # Ray Train inside a Tune trial: Train persisted the checkpoint and TuneReportCallback reports only
+            # its path; Tune's on_checkpoint does not fire for it.
+            machine.checkpoint(trial_id, train_checkpoint, remote_filesystem(trial))
 
     def on_checkpoint(self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any) -> None:
         self._bridge.check_fail_fast()
@@ -161,6 +185,7 @@ class TrackBridgeCallback(Callback):
 
     def _complete(self, trial: Any, status: TrialStatus, error: str | None) -> None:
         machine = self._machine_for(trial)
+        self._bridge.finish_trial_logs(str(trial.trial_id))
         machine.complete(self._info(trial, machine), status, error)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:

@@ -44,6 +44,7 @@ def write_report(
     finished: dict[str, bool],
     drain_seconds: float,
     skipped_replays: int,
+    late_trial_logs: int = 0,
 ) -> dict[str, Any]:
     rows = [s.as_dict() for s in stats]
     for row in rows:
@@ -53,6 +54,7 @@ def write_report(
         "written_at": time.time(),
         "drain_seconds": round(drain_seconds, 3),
         "skipped_replayed_results": skipped_replays,
+        "late_trial_logs": late_trial_logs,
         "plugins": rows,
     }
     troubled = any(r["failed"] or r["dropped"] or not r["drained"] for r in rows)

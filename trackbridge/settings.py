@@ -22,6 +22,8 @@ class CallbackSettings:
     fail_fast: bool = False
     #: Names of the plugins that run in processes of their own.
     isolate: tuple[str, ...] = ()
+    #: At a trial's end, how long to wait for the values it logged inside (``trackbridge.log``) to arrive.
+    log_drain_timeout: float = 10.0
 
 
 def parse_settings(
@@ -38,6 +40,7 @@ def parse_settings(
     retry_backoff: float,
     fail_fast: bool,
     isolate: bool | Iterable[str],
+    log_drain_timeout: float = 10.0,
 ) -> CallbackSettings:
     """Validate the callback's options; raises ``TypeError``/``ValueError`` naming the bad one."""
     if isinstance(redact, str):
@@ -46,6 +49,8 @@ def parse_settings(
     redact_extra = () if isinstance(redact, bool) or redact is None else tuple(str(p) for p in redact)
     if queue_size < 1:
         raise ValueError("trackbridge: queue_size must be at least 1")
+    if log_drain_timeout < 0:
+        raise ValueError("trackbridge: log_drain_timeout must not be negative")
     if flush_interval < 0:
         raise ValueError("trackbridge: flush_interval must not be negative")
     names = list(plugin_names)
@@ -74,4 +79,5 @@ def parse_settings(
         drain_timeout=drain_timeout,
         fail_fast=bool(fail_fast),
         isolate=isolated,
+        log_drain_timeout=float(log_drain_timeout),
     )

@@ -18,6 +18,9 @@ from trackbridge.events import ExperimentInfo, TrialInfo
 from trackbridge.secrets import redact
 from trackbridge.values import flatten, plain_config
 
+#: The key under which Ray Train's ``TuneReportCallback`` reports the path of a checkpoint Train persisted
+#: (``ray.tune.integration.ray_train.CHECKPOINT_PATH_KEY``): a checkpoint event, never a metric.
+TRAIN_CHECKPOINT_KEY = "checkpoint_path"
 #: Result fields Tune fills in itself; not metrics unless ``include_auto_metrics=True``.
 AUTO_METRICS: frozenset[str] = frozenset(AUTO_RESULT_KEYS) | {
     "trial_id",
@@ -31,9 +34,10 @@ AUTO_METRICS: frozenset[str] = frozenset(AUTO_RESULT_KEYS) | {
     "hostname",
     "node_ip",
     "training_iteration",
+    TRAIN_CHECKPOINT_KEY,
 }
-#: Never metrics: the config is logged as the run's parameters, the step is the x-axis.
-NEVER_METRICS = frozenset({"config", "training_iteration"})
+#: Never metrics: the config is logged as the run's parameters, the step is the x-axis, Train's checkpoint.
+NEVER_METRICS = frozenset({"config", "training_iteration", TRAIN_CHECKPOINT_KEY})
 STEP_KEY = "training_iteration"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
