@@ -80,3 +80,86 @@ def test_outside_a_trial_log_warns_once_and_never_raises(caplog):
             trackbridge.log({"x": 1})
         trackbridge.log_artifact(__file__)
     assert sum("nothing is listening" in r.getMessage() for r in caplog.records) == 1
+
+
+# --------------------------------------------------------------------------- Ray Train (V2) inside a Tune trial
+def train_in_tune(config):
+    """A Tune trial that runs a 2-worker DataParallelTrainer; workers log through the trial's logger."""
+    import ray.train
+    from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    def train_func(cfg):
+        import os
+        import tempfile
+
+        import ray.train
+
+        rank = ray.train.get_context().get_world_rank()
+        for step in range(1, 4):
+            cfg["logger"].log({"worker_loss": rank + 1.0 / step})
+            checkpoint = None
+            if step == 2 and rank == 0:
+                directory = tempfile.mkdtemp()
+                with open(os.path.join(directory, "weights.txt"), "w") as f:
+                    f.write(f"step={step}")
+                checkpoint = ray.train.Checkpoint.from_directory(directory)
+            ray.train.report({"loss": 1.0 / step, "rank": rank}, checkpoint=checkpoint)
+
+    trainer = DataParallelTrainer(
+        train_func,
+        train_loop_config={"logger": trackbridge.get_logger()},
+        scaling_config=ray.train.ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.5}),
+        run_config=ray.train.RunConfig(
+            name=f"train_{config['x']}", storage_path=config["storage"], callbacks=[TuneReportCallback()]
+        ),
+    )
+    trainer.fit()
+
+
+def test_ray_train_inside_a_tune_trial_rank_zero_logs_and_reported_checkpoints_are_artifacts(
+    ray_session, workdir, monkeypatch
+):
+    monkeypatch.setenv("WANDB_DATA_DIR", str(workdir / "wandb_data"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(workdir / "wandb_cache"))
+    monkeypatch.setenv("WANDB_ARTIFACT_DIR", str(workdir / "wandb_artifacts"))
+    recorder = RecordingPlugin()
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    callback = TrackBridgeCallback(
+        plugins=[
+            recorder,
+            ("mlflow", {"tracking_uri": uri, "save_artifact": True}),
+            ("wandb", {"mode": "offline", "dir": str(workdir), "upload_checkpoints": True}),
+        ]
+    )
+    tune.Tuner(
+        tune.with_resources(train_in_tune, {"cpu": 0.5}),
+        param_space={"x": 1, "storage": str(workdir / "train")},
+        run_config=tune.RunConfig(name="train_in_tune", storage_path=str(workdir / "ray"), callbacks=[callback]),
+    ).fit()
+    [events] = recorder.by_trial().values()
+    logs = [e for e in events if e[0] == "log"]
+    assert [(e[2], e[3]) for e in logs] == [
+        (1, {"worker_loss": 1.0}),
+        (2, {"worker_loss": 0.5}),
+        (3, {"worker_loss": 1 / 3}),
+    ]
+    results = [e for e in events if e[0] == "result"]
+    assert [e[2] for e in results] == [1, 2, 3] and all(e[3]["rank"] == 0 for e in results)
+    assert all("checkpoint_path" not in e[3] for e in results)
+    [checkpoint] = [e for e in events if e[0] == "checkpoint"]
+    assert checkpoint[2] == 2 and checkpoint[3].startswith(str(workdir / "train"))
+    assert events[-1][0] == "complete" and events[-1][2] == "completed"
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    [run] = client.search_runs([client.get_experiment_by_name("train_in_tune").experiment_id])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3]
+    [stored] = client.list_artifacts(run.info.run_id, "checkpoints/2")
+    assert stored.path.endswith("weights.txt")
+    from tests.wandb_reader import artifact_manifest, read_runs
+
+    [wb] = read_runs(str(workdir))
+    [artifact] = wb.artifacts
+    assert artifact.type == "model" and "weights.txt" in artifact_manifest(artifact)

@@ -2,7 +2,8 @@
 takes it to the callback.
 
 One ``TrialInbox`` actor per driver job (named ``trackbridge-inbox-<job id>``, owned by the driver, no CPU),
-created by ``TrackBridgeCallback.setup``; workers on any node find it by name (``trial_logging``). Each
+created by the first ``TrackBridgeCallback.setup`` of the job and kept for the job's life (one ``fit()`` at a
+time uses it: two experiments running at once in one driver would share it); workers on any node find it by name (``trial_logging``). Each
 logging process of a trial is a *sender*: it pushes its entries every ``SEND_INTERVAL`` seconds, in order.
 
 End of a trial, exactly: the callback asks the inbox for a flush of that trial (a token); each live sender
@@ -95,10 +96,7 @@ class InboxCollector:
 
     def start(self) -> None:
         """Create (or find) the job's inbox and start pulling. Needs Ray to be initialised."""
-        import ray
-
-        actor: Any = ray.remote(TrialInbox)
-        self._inbox = actor.options(name=inbox_name(), get_if_exists=True, num_cpus=0).remote()
+        self._inbox = _job_inbox()
         self._thread = threading.Thread(target=self._pull_until_stopped, name="trackbridge-inbox", daemon=True)
         self._thread.start()
 
@@ -167,6 +165,23 @@ class InboxCollector:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+
+
+_inboxes: dict[str, Any] = {}
+_inboxes_lock = threading.Lock()
+
+
+def _job_inbox() -> Any:
+    """The job's inbox actor. Its handle is kept for the life of the driver process: the actor belongs to
+    the driver and lives as long as its job, across every ``fit()`` (one at a time) of that job."""
+    import ray
+
+    name = inbox_name()
+    with _inboxes_lock:
+        if name not in _inboxes:
+            actor: Any = ray.remote(TrialInbox)
+            _inboxes[name] = actor.options(name=name, get_if_exists=True, num_cpus=0).remote()
+        return _inboxes[name]
 
 
 def _ensure(directory: str) -> str:
