@@ -29,6 +29,9 @@ def _mlflow_read_back(d: Path) -> StoredRuns:
                 for m in sorted(client.get_metric_history(run.info.run_id, "loss"), key=lambda m: (m.timestamp, m.step))
             ]
             stored.statuses[tid] = STATUS_OF_MLFLOW.get(run.info.status, run.info.status)
+            logged = client.get_metric_history(run.info.run_id, "batch_loss")
+            if logged:
+                stored.logged_steps[tid] = [m.step for m in sorted(logged, key=lambda m: (m.timestamp, m.step))]
     return stored
 
 
@@ -39,6 +42,9 @@ def _wandb_read_back(d: Path) -> StoredRuns:
     for run_id, parts in runs_by_id(str(d)).items():  # a restored offline run: several parts, one id
         stored.steps[run_id] = [row["training_iteration"] for part in parts for row in part.history if "loss" in row]
         stored.statuses[run_id] = STATUS_OF_EXIT_CODE.get(parts[-1].exit_code, str(parts[-1].exit_code))
+        logged = [row["trial_step"] for part in parts for row in part.history if "batch_loss" in row]
+        if logged:
+            stored.logged_steps[run_id] = logged
     return stored
 
 
@@ -51,6 +57,8 @@ def _tensorboard_read_back(d: Path) -> StoredRuns:
         acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
         acc.Reload()
         stored.steps[tid] = [e.step for e in acc.Scalars("loss")]
+        if "batch_loss" in acc.Tags()["scalars"]:
+            stored.logged_steps[tid] = [e.step for e in acc.Scalars("batch_loss")]
         texts = [e.tensor_proto.string_val[0].decode() for e in acc.Tensors("trial_status")]
         if texts:
             stored.statuses[tid] = "failed" if "failed" in texts[-1] else texts[-1]
@@ -59,7 +67,7 @@ def _tensorboard_read_back(d: Path) -> StoredRuns:
 
 def _assert_conforms(report) -> None:
     assert report.ok, "\n" + report.summary()
-    assert len(report.results) == 5
+    assert len(report.results) == 6
 
 
 def test_mlflow_plugin_conforms(tmp_path):
@@ -91,7 +99,8 @@ def test_recording_plugin_conforms_without_a_reader(tmp_path):
 
 
 class ForgetfulTracker:
-    """Loses every step after the first few, opens a new run on every start, and chokes on None."""
+    """Loses every step (results and in-trial logs) after the first few, opens a new run on every start, and
+    chokes on None."""
 
     name = "forgetful"
     stores: dict[Path, StoredRuns] = {}
@@ -116,6 +125,11 @@ class ForgetfulTracker:
             self.stores[self.directory].steps[trial.trial_id].append(step)
 
     @hookimpl
+    def trackbridge_trial_log(self, trial, step, values):
+        if "batch_loss" in values and step <= 2:
+            self.stores[self.directory].logged_steps.setdefault(trial.trial_id, []).append(step)
+
+    @hookimpl
     def trackbridge_trial_complete(self, trial, status):
         self.stores[self.directory].statuses[trial.trial_id] = "completed"  # even when it failed
 
@@ -129,3 +143,7 @@ def test_the_kit_fails_a_plugin_that_loses_data_duplicates_runs_or_raises(tmp_pa
     assert any("status 'completed', expected 'failed'" in p for p in by_name["lifecycle"].problems)
     assert any("2 runs in the tracker, expected 1" in p for p in by_name["paused_and_resumed"].problems)
     assert any("hooks failed: 3" in p for p in by_name["odd_values"].problems)
+    assert by_name["in_trial_log"].problems == [
+        "trial l: loss stored at steps [1, 2], expected [1, 2, 3]",
+        "trial l: batch_loss stored at steps [1, 2], expected [1, 2, 3, 4, 5, 6]",
+    ]

@@ -600,3 +600,66 @@ def test_real_server_parent_run_checkpoint_artifacts_and_long_param_artifact(ray
     assert b"tok-not-for-logs" not in (workdir / "ray" / "server_tune" / "tuner.pkl").read_bytes()
     row = _report_row(callback)
     assert row["failed"] == 0 and row["dropped"] == 0
+
+
+# --------------------------------------------------------------------------- values logged inside the trial
+
+
+def test_in_trial_numbers_are_metrics_at_their_own_steps_and_files_artifacts_under_logged(tmp_path):
+    from trackbridge import LoggedFile
+    from trackbridge.testing import ScriptedLog
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "copies" / "tree").mkdir(parents=True)
+    renamed = tmp_path / "copies" / "driver-copy-0001.txt"
+    renamed.write_text("renamed")
+    same = tmp_path / "copies" / "same.txt"
+    same.write_text("same name")
+    (tmp_path / "copies" / "tree" / "leaf.txt").write_text("in a directory")
+    files = [
+        LoggedFile(path=str(renamed), name="notes.txt"),
+        LoggedFile(path=str(same), name="same.txt"),
+        LoggedFile(path=str(renamed), name="plots/../../evil.txt"),  # ".." dropped: never outside logged/
+        LoggedFile(path=str(tmp_path / "copies" / "tree"), name="tree"),
+    ]
+    logs = [
+        ScriptedLog(0, 10, {"batch/loss": 0.5, "note": "hello", "hist": [1.0, 2.0], "big": np.float32(2.5)}),
+        ScriptedLog(0, 11, {"batch/loss": 0.4, "thing": object(), "odd key:@": 1.0}),
+        ScriptedLog(1, 12, {"batch/loss": 0.3}, files),
+        ScriptedLog(2, 5, {"batch/loss": 0.9, "thing": object(), "note": "again"}),
+    ]
+    plugin = MlflowPlugin(tracking_uri=uri)
+    stats = drive(plugin, [scripted_trial("t", results=[{"loss": 1.0}, {"loss": 0.5}], logs=logs)])
+    assert stats.failed == 0 and stats.dropped == 0
+
+    client = _client(uri)
+    run = _runs(client, "scripted")["scripted_t"]
+    run_id = run.info.run_id
+    history = client.get_metric_history(run_id, "batch/loss")
+    assert sorted((m.step, m.value) for m in history) == [(5, 0.9), (10, 0.5), (11, 0.4), (12, 0.3)]
+    assert _steps(client, run_id, "loss") == [1, 2]  # the results, at training_iteration
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "big")] == [(10, 2.5)]
+    assert set(run.data.metrics) == {"loss", "batch/loss", "big", "odd key:_"}  # sanitised like results
+
+    def listing(path: str) -> list[str]:
+        return sorted(a.path for a in client.list_artifacts(run_id, path))
+
+    assert listing("logged") == ["logged/notes.txt", "logged/plots", "logged/same.txt", "logged/tree"]
+    assert listing("logged/tree") == ["logged/tree/leaf.txt"]
+    assert listing("logged/plots") == ["logged/plots/evil.txt"]
+    local = client.download_artifacts(run_id, "logged", str(tmp_path / "back"))
+    assert (Path(local) / "notes.txt").read_text() == "renamed"
+    assert (Path(local) / "tree" / "leaf.txt").read_text() == "in a directory"
+    # what MLflow cannot store as a metric: warned once per key, every occurrence counted
+    assert plugin.warn.counts == {"value:note": 2, "value:hist": 1, "value:thing": 2, "name:odd key:@": 1}
+
+
+def test_logged_file_names_stay_under_logged():
+    from trackbridge import LoggedFile
+    from trackbridge_mlflow.logged import artifact_place
+
+    assert artifact_place(LoggedFile("/x/a.txt", "a.txt")) == ("logged", "a.txt")
+    assert artifact_place(LoggedFile("/x/a.txt", "plots/b.png")) == ("logged/plots", "b.png")
+    assert artifact_place(LoggedFile("/x/a.txt", "/etc/../passwd")) == ("logged/etc", "passwd")
+    assert artifact_place(LoggedFile("/x/a.txt", "..")) == ("logged", "a.txt")
+    assert artifact_place(LoggedFile("/x/dir/", "")) == ("logged", "dir")

@@ -509,3 +509,33 @@ def test_tool_hints_companion_callbacks_and_view_command(tmp_path):
     own = TensorBoardPlugin(logdir=str(tmp_path / "tb"))
     assert own.companion_callbacks() == []
     assert own.view_command(local) == f"tensorboard --logdir {tmp_path / 'tb'}"
+
+
+# --------------------------------------------------------------------------------------------- values logged inside the trial
+def test_in_trial_values_are_one_event_per_call_at_their_own_global_step_and_files_are_skipped(tmp_path):
+    from trackbridge import LoggedFile
+    from trackbridge.testing import ScriptedLog
+
+    upload = tmp_path / "notes.txt"
+    upload.write_text("TensorBoard stores no files")
+    files = [LoggedFile(path=str(upload), name="notes.txt"), LoggedFile(path=str(upload), name="again.txt")]
+    logs = [
+        ScriptedLog(0, 10, {"batch/loss": 0.5, "note": "hello", "hist": [1.0, 2.0, 3.0]}),
+        ScriptedLog(0, 11, {"batch/loss": 0.25, "thing": object()}),
+        ScriptedLog(1, 12, {"batch/loss": 0.125}, files),
+        ScriptedLog(2, 5, {"batch/loss": 0.75, "thing": object(), "note": 1.0}),
+    ]
+    plugin = TensorBoardPlugin(logdir=str(tmp_path / "tb"))
+    stats = drive(plugin, [scripted_trial("t", results=[{"loss": 1.0}, {"loss": 0.5}], logs=logs)])
+    assert stats.failed == 0 and stats.dropped == 0
+    acc = load_run(run_dirs(tmp_path / "tb")["scripted_t"])
+    assert scalar_series(acc, "batch/loss") == [(10, 0.5), (11, 0.25), (12, 0.125), (5, 0.75)]
+    assert scalar_series(acc, "loss") == [(1, 1.0), (2, 0.5)]  # the results, at training_iteration
+    assert texts(acc, "note") == [(10, "hello")]  # the number 1.0 later: a tag keeps its first kind
+    assert [e.step for e in acc.Histograms("hist")] == [10]
+    assert texts(acc, "trial_status") == [(2, "completed")]  # at the last result's step, not an in-trial one
+    # one event per call: the first call's three values share one wall time and step
+    events = [e for e in acc.Scalars("batch/loss") if e.step == 10] + [e for e in acc.Histograms("hist")]
+    assert len({(e.wall_time, e.step) for e in events}) == 1
+    # skipped: warned once per key, every occurrence counted (each file too)
+    assert plugin.skipped == {"skip:thing": 2, "kind:note": 1, "files": 2}

@@ -567,3 +567,133 @@ def test_a_trial_whose_run_cannot_open_fails_alone_and_fast(tmp_path):
     [run] = read_runs(str(tmp_path / "wb"))
     assert run.run_id == "good" and [r["v"] for r in run.history] == [1, 2] and run.exit_code == 0
     assert elapsed < 30
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Values logged inside the trial (trackbridge_trial_log): same run, an axis of their own, W&B's _step rising.
+
+
+def _in_trial_script(tmp_path: Path) -> list:
+    """Results 1..2 of ``loss``; in-trial ``batch/loss`` at steps of their own (10, 11, 12, then 5: they may go
+    down), a string, a list, a wandb.Image, an object W&B cannot store (twice), ``loss`` in-trial too, a file."""
+    import wandb
+
+    from trackbridge import LoggedFile
+    from trackbridge.testing import ScriptedLog
+
+    upload = tmp_path / "driver-copy-0001.txt"
+    upload.write_text("logged inside the trial")
+    image = wandb.Image(np.zeros((4, 4, 3), dtype=np.uint8))
+    return [
+        ScriptedLog(0, 10, {"batch/loss": 0.5, "note": "hello", "hist": [1.0, 2.0, 3.0], "img": image}),
+        ScriptedLog(0, 11, {"batch/loss": 0.4, "thing": object()}),
+        ScriptedLog(1, 12, {"batch/loss": 0.3, "loss": 7.0}, [LoggedFile(path=str(upload), name="notes.txt")]),
+        ScriptedLog(2, 5, {"batch/loss": 0.9, "thing": object()}),
+    ]
+
+
+def test_in_trial_values_share_the_run_on_their_own_axis_and_files_become_an_artifact(tmp_path):
+    from trackbridge.testing import drive, scripted_trial
+
+    plugin = WandbPlugin(mode="offline", dir=str(tmp_path / "wb"), project="p")
+    trial = scripted_trial("t", results=[{"loss": 1.0}, {"loss": 0.5}], logs=_in_trial_script(tmp_path))
+    stats = drive(plugin, [trial])
+    assert stats.failed == 0 and stats.dropped == 0
+
+    [run] = read_runs(str(tmp_path / "wb"))
+    steps = [row["_step"] for row in run.history]
+    assert steps == sorted(set(steps)) and len(steps) == 6  # strictly rising, one row per call
+    results = [row for row in run.history if "training_iteration" in row]
+    assert [(r["training_iteration"], r["loss"]) for r in results] == [(1, 1.0), (2, 0.5)]
+    assert all("trial_step" not in r for r in results)
+    logged = [row for row in run.history if "trial_step" in row]
+    assert all("training_iteration" not in r for r in logged)  # no step_sync from the results' axis
+    assert [(r["trial_step"], r["batch/loss"]) for r in logged] == [(10, 0.5), (11, 0.4), (12, 0.3), (5, 0.9)]
+    first = logged[0]
+    assert first["note"] == "hello" and first["hist/_type"] == "histogram" and first["img/_type"] == "image-file"
+    assert logged[2]["loss"] == 7.0  # stored, but "loss" keeps training_iteration as its x-axis
+    assert ("trial_step", "") in run.metrics
+    axes = dict(m for m in run.metrics if m[1])
+    assert {k: axes.get(k) for k in ("batch/loss", "note", "hist", "img", "*")} == {
+        "batch/loss": "trial_step",
+        "note": "trial_step",
+        "hist": "trial_step",
+        "img": "trial_step",
+        "*": "training_iteration",
+    }
+    assert "loss" not in axes  # a result metric is never re-declared
+
+    [artifact] = run.artifacts
+    assert (artifact.name, artifact.type, list(artifact.aliases)) == ("scripted_t-files", "trial-file", ["latest"])
+    assert set(artifact_manifest(artifact)) == {"notes.txt"}
+    assert json.loads(artifact.metadata) == {"trial_id": "t", "trial_step": 12, "files": ["notes.txt"]}
+    # what W&B cannot store: warned once per key, every occurrence counted
+    assert plugin.warn.counts == {"skip:thing": 2, "axis:loss": 1}
+
+
+def test_without_in_trial_logs_step_equals_training_iteration_and_a_key_seen_first_in_trial_warns(tmp_path):
+    from trackbridge.testing import ScriptedLog, drive, scripted_trial
+
+    plugin = WandbPlugin(mode="offline", dir=str(tmp_path / "wb"), project="p", text="summary")
+    plain = scripted_trial("plain", results=[{"v": 1.0}, {"v": 2.0}, {"v": 3.0}])
+    mixed = scripted_trial(
+        "mixed",
+        results=[{"acc": 0.1}, {"acc": 0.2}],
+        logs=[ScriptedLog(0, 1, {"acc": 0.05, "phase": "warmup"}), ScriptedLog(1, 2, {"acc": 0.15})],
+    )
+    assert drive(plugin, [plain, mixed]).failed == 0
+    runs = {run.run_id: run for run in read_runs(str(tmp_path / "wb"))}
+    assert [(r["_step"], r["training_iteration"]) for r in runs["plain"].history] == [(1, 1), (2, 2), (3, 3)]
+    assert ("trial_step", "") not in runs["plain"].metrics  # declared only once a trial logs
+    history = runs["mixed"].history
+    # rows: log (_step 1), result 1 (_step max(2, 1) = 2), log (3), result 2 (max(4, 2) = 4)
+    assert [(r["_step"], r.get("trial_step"), r.get("training_iteration")) for r in history] == [
+        (1, 1, None),
+        (2, None, 1),
+        (3, 2, None),
+        (4, None, 2),
+    ]
+    assert ("acc", "trial_step") in runs["mixed"].metrics  # seen in-trial first: its axis is trial_step
+    assert runs["mixed"].summary["phase"] == "warmup"  # strings follow the text option
+    assert plugin.warn.counts == {"axis:acc": 1}
+
+
+class _ResumedRun:
+    """What ``wandb.init(resume="allow")`` returns for a run with rows on the server (not testable offline):
+    ``starting_step`` is W&B's next ``_step``, the summary holds the last values logged."""
+
+    def __init__(self, starting_step: int, summary: dict) -> None:
+        self.starting_step = starting_step
+        self.summary = summary
+        self.logged: list[tuple[dict, int]] = []
+        self.defined: list[tuple] = []
+
+    def define_metric(self, name, **kwargs):
+        self.defined.append((name, kwargs.get("step_metric")))
+
+    def log(self, row, step, commit):
+        self.logged.append((row, step))
+
+
+@pytest.mark.parametrize(
+    "starting_step, summary, last_step, expected_last_result, expected_row",
+    [
+        (0, {}, None, None, 0),  # a new run
+        (4, {"training_iteration": 3}, None, 3, 3),  # results only: as before in-trial logs
+        (4, {}, None, 3, 3),  # no summary to tell: every row was a result
+        (10, {"training_iteration": 3}, None, 3, 9),  # in-trial rows took _steps 4..9
+        (10, {"training_iteration": 3}, 5, 5, 9),  # the core knows more results than W&B
+    ],
+)
+def test_a_resumed_online_run_continues_its_row_counter_and_skips_only_results_it_has(
+    starting_step, summary, last_step, expected_last_result, expected_row
+):
+    from trackbridge.values import WarnOnce
+    from trackbridge_wandb.trial_run import TrialRun
+
+    run = _ResumedRun(starting_step, summary)
+    state = TrialRun.opened(run, _trial(), last_step)
+    assert (state.last_step, state.row) == (expected_last_result, expected_row)
+    step = (expected_last_result or 0) + 1
+    state.log_result(step, {"training_iteration": step, "loss": 1.0}, WarnOnce("wandb"))
+    assert run.logged[-1][1] == max(expected_row + 1, step) > starting_step - 1  # never a _step W&B has

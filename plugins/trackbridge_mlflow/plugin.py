@@ -6,6 +6,8 @@ Mapping (details and options in docs/mlflow.md):
 - trial start      -> ``client.create_run`` (or the trial's existing run reopened when it resumes)
 - config           -> params (long values, odd keys and PBT changes handled, see ``writer`` and ``limits``)
 - result           -> metrics, buffered and written with ``log_batch`` at each flush
+- in-trial log     -> its numbers as metrics at its own step (the same buffer); files as artifacts under
+                      ``logged/`` (see ``logged``)
 - checkpoint       -> artifacts under ``checkpoints/<step>`` (``save_artifact=True``)
 - complete         -> ``set_terminated`` FINISHED / FAILED (+ ``error`` tag) / KILLED (unfinished)
 
@@ -17,29 +19,24 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from trackbridge import (
-    SCALAR,
     CheckpointInfo,
     ExperimentInfo,
+    LoggedFile,
     TrackerPlugin,
     TrialInfo,
     TrialStatus,
-    classify,
     hookimpl,
     mask_uri,
-    to_float,
 )
-from trackbridge_mlflow import store
+from trackbridge_mlflow import logged, store
 from trackbridge_mlflow.buffer import FlushError, MetricBuffer
 from trackbridge_mlflow.limits import KeyMap, Limits, sanitize_key
 from trackbridge_mlflow.options import MlflowOptions
 from trackbridge_mlflow.writer import RunWriter, TrialRun
-
-_TOKEN_ENV = "MLFLOW_TRACKING_TOKEN"
-_MISSING = object()
 
 
 class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflow",)):
@@ -65,7 +62,7 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
         self._trials: dict[str, TrialRun] = {}
         self._run_labels: dict[str, str] = {}
         self._buffer: MetricBuffer | None = None
-        self._token_env_before: Any = _MISSING
+        self._token_env = store.TokenEnvironment()
         self._unfinished = 0
         #: Results skipped because the reopened run already had their step (see ``TrialRun.skip_through``).
         self.skipped_replays = 0
@@ -88,9 +85,7 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
     @hookimpl
     def trackbridge_setup(self) -> None:
         """Import MLflow (~1 s) and open the store (~2 s for a new SQLite file) while Tune starts trials."""
-        if self.options.tracking_token and self._token_env_before is _MISSING:
-            self._token_env_before = os.environ.get(_TOKEN_ENV, None)
-            os.environ[_TOKEN_ENV] = self.options.tracking_token
+        self._token_env.export(self.options.tracking_token)
         if self._client is not None:  # the same plugin object in a second fit(): the store is open
             return
         import mlflow  # noqa: F401 - the expensive import, done here on purpose
@@ -169,12 +164,7 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
                 status = "KILLED" if self._unfinished else "FINISHED"
                 errors.extend(self._try(lambda: client.set_terminated(self._parent_run_id, status)))
                 self._parent_run_id = None
-        if self._token_env_before is not _MISSING:
-            if self._token_env_before is None:
-                os.environ.pop(_TOKEN_ENV, None)
-            else:
-                os.environ[_TOKEN_ENV] = self._token_env_before
-            self._token_env_before = _MISSING
+        self._token_env.restore()
         if self.skipped_replays:
             self.log.info("trackbridge: mlflow: skipped %d results already in their runs", self.skipped_replays)
         if errors:
@@ -219,16 +209,7 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
             state = self._reopen(existing, trial, *keymaps)
         else:
             tags = self._base_tags()
-            tags.update(
-                {
-                    store.TAG_TRIAL_ID: trial.trial_id,
-                    store.TAG_TRIAL_NAME: trial.trial_name,
-                    store.TAG_EXPERIMENT_NAME: trial.experiment_name,
-                    store.TAG_ROLE: store.ROLE_TRIAL,
-                }
-            )
-            if self._parent_run_id is not None:
-                tags[store.TAG_PARENT_RUN_ID] = self._parent_run_id
+            tags.update(store.trial_tags(trial.trial_id, trial.trial_name, trial.experiment_name, self._parent_run_id))
             run = client.create_run(experiment_id, run_name=trial.trial_name, tags=self._writer.clean_tags(tags))
             state = TrialRun(run.info.run_id, trial.trial_name, *keymaps)
         self._trials[trial.trial_id] = state
@@ -272,23 +253,23 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
         if state.skip_through is not None and step <= state.skip_through:
             self.skipped_replays += 1
             return
-        Metric = self._writer.metric_cls
-        millis = int(timestamp * 1000)
-        out = []
-        for key, value in metrics.items():
-            if classify(value) != SCALAR:
-                self.warn(
-                    f"value:{key}",
-                    f"metric {key!r} is not a number ({type(value).__name__}); MLflow metrics are numbers, "
-                    "so it is not logged",
-                )
-                continue
-            name = state.metric_keys(key)
-            if name != key:
-                self.warn(f"name:{key}", f"metric {key!r} is logged as {name!r} (MLflow's naming rules)")
-            out.append(Metric(name, to_float(value), millis, int(step)))
-        if out:
-            self._buffer.add(state.run_id, out)
+        self._add_points(state, metrics, step, timestamp)
+
+    @hookimpl
+    def trackbridge_trial_log(
+        self, trial: TrialInfo, step: int, values: Mapping[str, Any], files: Sequence[LoggedFile], timestamp: float
+    ) -> None:
+        # Steps of their own: never compared with skip_through (that guards results replayed after a restore).
+        state = self._ensure_run(trial)
+        self._add_points(state, values, step, timestamp)
+        logged.log_files(self._client, state.run_id, files)
+
+    def _add_points(self, state: TrialRun, values: Mapping[str, Any], step: int, timestamp: float) -> None:
+        """The numbers among ``values`` into the buffer, as points at ``step``; written at the next flush."""
+        assert self._writer is not None and self._buffer is not None  # the run exists, so setup has run
+        points = logged.metric_points(values, state.metric_keys, step, timestamp, self._writer.metric_cls, self.warn)
+        if points:
+            self._buffer.add(state.run_id, points)
 
     @hookimpl
     def trackbridge_flush(self) -> None:

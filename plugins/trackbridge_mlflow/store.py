@@ -24,6 +24,44 @@ TAG_PARENT_RUN_ID = "mlflow.parentRunId"
 _SAFE_FILTER_VALUE = re.compile(r"^[\w.\-]*$")
 
 
+class TokenEnvironment:
+    """The ``tracking_token`` option exported as ``MLFLOW_TRACKING_TOKEN`` while the plugin runs (MLflow's client
+    reads it from the environment only), and the variable's previous value put back at the end."""
+
+    VARIABLE = "MLFLOW_TRACKING_TOKEN"
+    _UNSET = object()
+
+    def __init__(self) -> None:
+        self._before: Any = self._UNSET
+
+    def export(self, token: str | None) -> None:
+        if token and self._before is self._UNSET:
+            self._before = os.environ.get(self.VARIABLE)
+            os.environ[self.VARIABLE] = token
+
+    def restore(self) -> None:
+        if self._before is self._UNSET:
+            return
+        if self._before is None:
+            os.environ.pop(self.VARIABLE, None)
+        else:
+            os.environ[self.VARIABLE] = self._before
+        self._before = self._UNSET
+
+
+def trial_tags(trial_id: str, trial_name: str, tune_experiment: str, parent_run_id: str | None) -> dict[str, str]:
+    """The tags TrackBridge puts on a trial's run (and later finds it by)."""
+    tags = {
+        TAG_TRIAL_ID: trial_id,
+        TAG_TRIAL_NAME: trial_name,
+        TAG_EXPERIMENT_NAME: tune_experiment,
+        TAG_ROLE: ROLE_TRIAL,
+    }
+    if parent_run_id is not None:
+        tags[TAG_PARENT_RUN_ID] = parent_run_id
+    return tags
+
+
 def resolve_tracking_uri(option: str | None) -> str:
     """The option, else ``$MLFLOW_TRACKING_URI``, else MLflow's own default (``sqlite:///mlflow.db``)."""
     if option:

@@ -6,6 +6,8 @@ Mapping (docs/tensorboard.md has the user's version):
   open writer (``Tuner.restore``), ``purge_step=last_step + 1`` so TensorBoard hides what a crashed attempt
   wrote past the restored step, and no step shows twice.
 - result       -> ONE event per result: scalars, histograms (lists/arrays) and texts (strings) of it.
+- in-trial log -> ONE event per call, the same way, at ``global_step`` = the call's own step; files are
+  skipped (TensorBoard has no artifacts), one warning, each one counted.
 - complete     -> a ``trial_status`` text, the writer closed, and the HParams session (config + status) in
   a small event file of its own, replaced when the trial ends again after a resume.
 - flush        -> every open writer flushed.
@@ -18,11 +20,11 @@ import itertools
 import os
 import shlex
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trackbridge import ExperimentInfo, TrackerPlugin, TrialInfo, TrialStatus, hookimpl
+from trackbridge import ExperimentInfo, LoggedFile, TrackerPlugin, TrialInfo, TrialStatus, hookimpl
 from trackbridge_tensorboard import duplicates
 from trackbridge_tensorboard.options import TensorBoardOptions
 
@@ -157,11 +159,26 @@ class TensorBoardPlugin(TrackerPlugin[TensorBoardOptions], name="tensorboard", r
         self, trial: TrialInfo, step: int, metrics: Mapping[str, Any], timestamp: float
     ) -> None:
         run = self._run_for(trial)
-        s = self._summaries
-        values = s.result_values(metrics, run.kinds, self.options.tag, self.warn)
-        if values:
-            run.writer.file_writer.add_summary(s.summary(values), step, timestamp)
+        self._write(run, metrics, step, timestamp)
         run.last_step = step
+
+    @hookimpl
+    def trackbridge_trial_log(
+        self, trial: TrialInfo, step: int, values: Mapping[str, Any], files: Sequence[LoggedFile], timestamp: float
+    ) -> None:
+        for file in files:
+            self.warn(
+                "files", f"TensorBoard stores no files; {file.name!r} (logged by trial {trial.trial_name}) skipped"
+            )
+        # The call's own step is the global step; run.last_step stays the results' (status text, purge_step).
+        self._write(self._run_for(trial), values, step, timestamp)
+
+    def _write(self, run: _Run, values: Mapping[str, Any], step: int, timestamp: float) -> None:
+        """One event holding every value TensorBoard can show (``summaries.result_values``)."""
+        s = self._summaries
+        summary_values = s.result_values(values, run.kinds, self.options.tag, self.warn)
+        if summary_values:
+            run.writer.file_writer.add_summary(s.summary(summary_values), step, timestamp)
 
     @hookimpl
     def trackbridge_trial_complete(self, trial: TrialInfo, status: TrialStatus, error: str | None) -> None:

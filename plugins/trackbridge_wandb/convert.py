@@ -15,6 +15,8 @@ from trackbridge import HISTOGRAM, SCALAR, TEXT, WarnOnce, classify, to_float
 
 #: The history key (and x-axis) carrying Tune's ``training_iteration``.
 STEP_METRIC = "training_iteration"
+#: The history key (and x-axis) carrying the step of values logged inside a trial (``trackbridge.log``).
+LOG_STEP_METRIC = "trial_step"
 #: Keys W&B fills in itself in every history row; a metric with such a name would be overwritten.
 RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp", "_wandb"})
 
@@ -50,17 +52,24 @@ def history_row(
     text_mode: str,
     wandb: Any,
     warn: WarnOnce,
+    step_key: str = STEP_METRIC,
+    passthrough: type | tuple[type, ...] = (),
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """One Tune result as one W&B history row, plus the strings destined for the summary.
+    """One Tune result (or one in-trial log) as one W&B history row, plus the strings destined for the summary.
 
-    Scalars stay numbers, numeric lists/arrays become ``wandb.Histogram``, strings go where ``text_mode``
-    says (the row, the summary, a ``wandb.Html`` media file, or nowhere); everything else is skipped.
+    ``step`` goes into the row under ``step_key``. Scalars stay numbers, numeric lists/arrays become
+    ``wandb.Histogram``, strings go where ``text_mode`` says (the row, the summary, a ``wandb.Html`` media file,
+    or nowhere), instances of ``passthrough`` (W&B's own data types, for in-trial logs) go in unchanged;
+    everything else is skipped.
     """
-    row: dict[str, Any] = {STEP_METRIC: step}
+    row: dict[str, Any] = {step_key: step}
     summary: dict[str, str] = {}
     for key, value in metrics.items():
-        if key in RESERVED_KEYS or key == STEP_METRIC:
+        if key in RESERVED_KEYS or key in (STEP_METRIC, step_key):
             warn(f"reserved:{key}", f"metric {key!r} clashes with a key W&B or TrackBridge sets itself; skipped")
+            continue
+        if passthrough and isinstance(value, passthrough):
+            row[key] = value
             continue
         kind = classify(value)
         if kind == SCALAR:
@@ -89,6 +98,17 @@ def history_row(
                 f"metric {key!r} has a value W&B cannot store as a metric ({type(value).__name__}); skipped",
             )
     return row, summary
+
+
+def data_types(wandb: Any) -> tuple[type, ...]:
+    """The base class of W&B's own data types (``wandb.Image``, ``wandb.Table``, ``wandb.Histogram``, ...):
+    values logged inside a trial that are instances of it go into the row unchanged."""
+    base = getattr(getattr(wandb, "data_types", None), "WBValue", None)
+    if not isinstance(base, type):  # pragma: no cover - older layouts
+        from wandb.sdk.data_types.base_types.wb_value import WBValue
+
+        base = WBValue
+    return (base,)
 
 
 def _html_text(value: str) -> str:

@@ -9,7 +9,11 @@ Mapping (see docs/wandb.md for the full table):
 - trial start   -> ``wandb.init(id=trial_id, name=trial_name, group=experiment, config=trial config,
                    resume="allow", reinit="create_new")`` + ``define_metric`` with ``training_iteration``
                    as every metric's x-axis
-- result        -> ``run.log({"training_iteration": step, **metrics}, step=step, commit=True)``
+- result        -> ``run.log({"training_iteration": step, **metrics}, step=<row>, commit=True)``, where <row>
+                   is ``max(row + 1, step)`` (so ``_step == training_iteration`` without in-trial logs)
+- in-trial log  -> ``run.log({"trial_step": step, **values}, step=<row + 1>)``, every new key declared with
+                   ``define_metric(key, step_metric="trial_step")``; files -> ``Artifact(<trial>-files,
+                   type="trial-file")`` (see ``trial_run`` and ``artifacts``)
 - checkpoint    -> ``run.log_artifact(Artifact(trial_name, type="model"), aliases=["latest", "step_N"])``
 - complete      -> ``run.finish(exit_code=0 | 1 | 2)`` with ``tune/status`` (and ``tune/error``) in the summary
 """
@@ -18,13 +22,13 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trackbridge import CheckpointInfo, ExperimentInfo, TrackerPlugin, TrialInfo, TrialStatus, hookimpl
-from trackbridge_wandb import convert, trial_config
+from trackbridge import CheckpointInfo, ExperimentInfo, LoggedFile, TrackerPlugin, TrialInfo, TrialStatus, hookimpl
+from trackbridge_wandb import artifacts, convert, trial_config
 from trackbridge_wandb.options import ONLINE_MODES, WandbOptions, effective_mode, resolve_api_key
+from trackbridge_wandb.trial_run import TrialRun
 
 #: Summary keys telling how the trial ended (W&B's run state only knows finished/failed).
 SUMMARY_STATUS = "tune/status"
@@ -36,16 +40,6 @@ EXIT_CODES: Mapping[TrialStatus, int] = {
     TrialStatus.FAILED: 1,
     TrialStatus.UNFINISHED: 2,
 }
-
-
-@dataclass
-class _TrialRun:
-    """One open W&B run and what the plugin must remember about it."""
-
-    run: Any
-    trial: TrialInfo
-    #: The highest step logged to the run; lower or equal steps are never logged again.
-    last_step: int | None
 
 
 class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)):
@@ -63,7 +57,9 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
         # the key again in api_key_file or WANDB_API_KEY and reopens its runs with resume="allow".
         super().reset_state()
         self._wandb: Any = None
-        self._runs: dict[str, _TrialRun] = {}
+        #: W&B's data types (``wandb.Image``, ...): in-trial values of these pass through unchanged.
+        self._data_types: tuple[type, ...] = ()
+        self._runs: dict[str, TrialRun] = {}
         #: Trials whose wandb.init failed, with the error: their results fail fast instead of each retrying
         #: wandb.init (which online can wait up to init_timeout); the next trial start tries again.
         self._failed_open: dict[str, str] = {}
@@ -100,6 +96,7 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
         except ImportError as exc:  # pragma: no cover - guarded by `requires`
             raise ImportError('the wandb plugin needs wandb: pip install "trackbridge[wandb]"') from exc
         self._wandb = wandb
+        self._data_types = convert.data_types(wandb)
         wandb.setup()
         directory = self.options.init.get("dir")
         if directory:
@@ -114,9 +111,7 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
         state = self._runs.get(trial.trial_id)
         if state is not None:
             # Paused and resumed by a scheduler, or retried by Tune: the run is still open; continue it.
-            state.trial = trial
-            if last_step is not None and (state.last_step is None or last_step > state.last_step):
-                state.last_step = last_step
+            state.resumed(trial, last_step)
             return
         self._failed_open.pop(trial.trial_id, None)
         try:
@@ -147,36 +142,41 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
         row, summary = convert.history_row(
             step, metrics, text_mode=self.options.text, wandb=self._wandb, warn=self.warn
         )
-        # step= makes W&B's own step equal Tune's training_iteration: the default x-axis and the declared
-        # one agree, W&B itself refuses a step twice, and the runs a restore writes offline hold disjoint
-        # steps. commit=True writes the row now instead of when the next step arrives.
-        state.run.log(row, step=step, commit=True)
+        # W&B's _step is the run's row counter, at least training_iteration: without in-trial logs the two
+        # are equal, so the default x-axis and the declared one agree, and the parts a restore writes offline
+        # hold disjoint steps (see trial_run).
+        state.log_result(step, row, self.warn)
         if summary:
             state.run.summary.update(summary)
-        state.last_step = step
+
+    @hookimpl
+    def trackbridge_trial_log(
+        self, trial: TrialInfo, step: int, values: Mapping[str, Any], files: Sequence[LoggedFile]
+    ) -> None:
+        state = self._state(trial)
+        if values:
+            row, summary = convert.history_row(
+                step,
+                values,
+                text_mode=self.options.text,
+                wandb=self._wandb,
+                warn=self.warn,
+                step_key=convert.LOG_STEP_METRIC,
+                passthrough=self._data_types,
+            )
+            if len(row) > 1:  # more than the step itself
+                state.log_values(row, self.warn)
+            if summary:
+                state.run.summary.update(summary)
+        if files:
+            artifacts.log_files(self._wandb, state.run, trial, step, files)
 
     @hookimpl
     def trackbridge_trial_checkpoint(self, trial: TrialInfo, checkpoint: CheckpointInfo) -> None:
         if not self.options.upload_checkpoints:
             return
         state = self._state(trial)
-        # A remote checkpoint is downloaded to a temporary directory, removed after the block; a deleted one
-        # raises CheckpointGone (a delivery failure, never a silent skip).
-        with checkpoint.local_copy() as directory:
-            metadata = convert.json_safe(checkpoint.metrics)
-            if checkpoint.step is not None:
-                metadata[convert.STEP_METRIC] = checkpoint.step
-            metadata["trial_id"] = trial.trial_id
-            artifact = self._wandb.Artifact(
-                name=convert.artifact_name(trial.trial_name), type="model", metadata=metadata
-            )
-            # add_dir copies the files into W&B's staging area now (policy "mutable"), so Tune may delete
-            # the checkpoint afterwards; the upload itself runs in W&B's service, not on this thread.
-            artifact.add_dir(directory)
-            aliases = ["latest"]
-            if checkpoint.step is not None:
-                aliases.append(f"step_{checkpoint.step}")
-            state.run.log_artifact(artifact, aliases=aliases)
+        artifacts.log_checkpoint(self._wandb, state.run, trial, checkpoint)
 
     @hookimpl
     def trackbridge_trial_complete(self, trial: TrialInfo, status: TrialStatus, error: str | None) -> None:
@@ -205,7 +205,7 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
             raise first_error
 
     # ------------------------------------------------------------------ helpers
-    def _state(self, trial: TrialInfo) -> _TrialRun:
+    def _state(self, trial: TrialInfo) -> TrialRun:
         state = self._runs.get(trial.trial_id)
         if state is None:
             failed = self._failed_open.get(trial.trial_id)
@@ -215,7 +215,7 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
             state = self._runs[trial.trial_id] = self._open(trial, None)
         return state
 
-    def _open(self, trial: TrialInfo, last_step: int | None) -> _TrialRun:
+    def _open(self, trial: TrialInfo, last_step: int | None) -> TrialRun:
         wandb = self._wandb
         if wandb is None:  # driven without trackbridge_setup (defensive)
             self.trackbridge_setup()
@@ -238,16 +238,9 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
             settings=wandb.Settings(**settings),
             **kwargs,
         )
-        run.define_metric(convert.STEP_METRIC)
-        run.define_metric("*", step_metric=convert.STEP_METRIC)
-        # What the run already holds: the core's last step, or (online resume) W&B's own last step.
-        known = last_step
-        starting = getattr(run, "starting_step", 0) or 0
-        if starting > 0 and (known is None or starting - 1 > known):
-            known = starting - 1
-        return _TrialRun(run=run, trial=trial, last_step=known)
+        return TrialRun.opened(run, trial, last_step)
 
-    def _finish(self, state: _TrialRun, status: TrialStatus, error: str | None) -> None:
+    def _finish(self, state: TrialRun, status: TrialStatus, error: str | None) -> None:
         summary: dict[str, Any] = {SUMMARY_STATUS: status.value}
         if error:
             summary[SUMMARY_ERROR] = error

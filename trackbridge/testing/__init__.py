@@ -18,6 +18,7 @@ from __future__ import annotations
 from trackbridge.testing.conformance import ConformanceReport, StoredRuns, check_plugin
 from trackbridge.testing.driver import (
     RecordingPlugin,
+    ScriptedLog,
     ScriptedTrial,
     drive,
     scripted_trial,
@@ -26,6 +27,7 @@ from trackbridge.testing.driver import (
 __all__ = [
     "ConformanceReport",
     "RecordingPlugin",
+    "ScriptedLog",
     "ScriptedTrial",
     "StoredRuns",
     "check_plugin",

@@ -14,6 +14,18 @@ from trackbridge.markers import hookimpl
 from trackbridge.testing.script import LifecycleScript, make_trial
 
 
+@dataclass(frozen=True)
+class ScriptedLog:
+    """One call of ``trackbridge.log`` / ``log_artifact`` inside a scripted trial (``trackbridge_trial_log``)."""
+
+    #: sent after the result of this step (and its checkpoint); 0: before the first result
+    after: int
+    #: the call's own step (independent of the results' steps; may repeat or go down)
+    step: int
+    values: Mapping[str, Any] = field(default_factory=dict)
+    files: Sequence[LoggedFile] = ()
+
+
 @dataclass
 class ScriptedTrial:
     info: TrialInfo
@@ -22,6 +34,8 @@ class ScriptedTrial:
     checkpoints: Mapping[int, str] = field(default_factory=dict)
     status: TrialStatus = TrialStatus.COMPLETED
     error: str | None = None
+    #: in-trial logs, in the order sent; those after the last result are sent just before the completion
+    logs: Sequence[ScriptedLog] = ()
 
 
 def scripted_trial(
@@ -34,9 +48,10 @@ def scripted_trial(
     status: TrialStatus = TrialStatus.COMPLETED,
     error: str | None = None,
     local_path: str | None = None,
+    logs: Sequence[ScriptedLog] = (),
 ) -> ScriptedTrial:
     info = make_trial(trial_id, config=config, experiment_name=experiment_name, directory=local_path)
-    return ScriptedTrial(info, list(results), dict(checkpoints or {}), status, error)
+    return ScriptedTrial(info, list(results), dict(checkpoints or {}), status, error, list(logs))
 
 
 def drive(
@@ -48,7 +63,8 @@ def drive(
     timeout: float = 120.0,
 ) -> PluginStats:
     """Run ``plugin`` through setup, experiment start, each trial in turn (start, results at steps 1..N,
-    checkpoints, completion), and experiment end, through the core's own dispatcher.
+    checkpoints and in-trial logs between them, completion), and experiment end, through the core's own
+    dispatcher.
 
     Returns the plugin's delivery counts (delivered / failed / dropped)."""
     trials = list(trials)
@@ -56,12 +72,22 @@ def drive(
     script = LifecycleScript(experiment)
     for t in trials:
         script.start(t.info)
+        _send_logs(script, t, 0)
         for step, result in enumerate(t.results, start=1):
             script.result(t.info, step, result)
             if step in t.checkpoints:
                 script.checkpoint(t.info, step, t.checkpoints[step], result)
+            _send_logs(script, t, step)
         script.complete(t.info, t.status, t.error)
     return script.play(plugin, flush_interval=flush_interval, timeout=timeout)
+
+
+def _send_logs(script: LifecycleScript, trial: ScriptedTrial, position: int) -> None:
+    """The trial's logs that go right after result ``position`` (0: before the first result; logs placed
+    before 0 or after the last result go first or last)."""
+    for log in trial.logs:
+        if min(max(log.after, 0), len(trial.results)) == position:
+            script.log(trial.info, log.step, log.values, log.files)
 
 
 class RecordingPlugin:
