@@ -257,7 +257,7 @@ def test_trials_still_running_at_experiment_end_are_finished_as_unfinished_every
 
 
 # --------------------------------------------------------------------------- two nodes
-def test_two_node_cluster_tracks_every_trial_and_uploads_remote_checkpoints(tmp_path):
+def test_two_node_cluster_tracks_every_trial_its_in_trial_values_and_remote_checkpoints(tmp_path):
     script = Path(__file__).with_name("scripts") / "multinode_run.py"
     plugins = _all_plugins(
         tmp_path, wandb={"upload_checkpoints": True}, mlflow={"save_artifact": True, "experiment_name": "multinode"}
@@ -276,6 +276,10 @@ def test_two_node_cluster_tracks_every_trial_and_uploads_remote_checkpoints(tmp_
     assert {r.data.tags["trial_id"] for r in runs} == set(summary["trials"])
     for run in runs:
         assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(1, 7))
+        # logged inside the trial, on whichever node it ran: its own steps, and the file
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "inner/loss")] == list(range(1, 13))
+        where = client.download_artifacts(run.info.run_id, "logged/where.txt", str(tmp_path / f"w_{run.info.run_id}"))
+        assert Path(where).read_text() == summary["trials"][run.data.tags["trial_id"]]["node"]
         listed = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
         assert listed == {"checkpoints/3", "checkpoints/6"}, listed
         local = client.download_artifacts(run.info.run_id, "checkpoints/6", str(tmp_path / f"dl_{run.info.run_id}"))
@@ -285,8 +289,15 @@ def test_two_node_cluster_tracks_every_trial_and_uploads_remote_checkpoints(tmp_
     wb_runs = wandb_reader.read_runs(str(tmp_path / "wandb"))
     assert {r.run_id for r in wb_runs} == set(summary["trials"])
     for wb in wb_runs:
-        assert [row["training_iteration"] for row in wb.history] == list(range(1, 7))
-        assert len(wb.artifacts) == 2
+        assert [row["training_iteration"] for row in wb.history if "training_iteration" in row] == list(range(1, 7))
+        assert [row["trial_step"] for row in wb.history if "inner/loss" in row] == list(range(1, 13))
+        assert sorted(a.type for a in wb.artifacts) == ["model", "model", "trial-file"]
+
+    trial_dirs = [p.parent for p in (tmp_path / "ray" / "multinode").glob("*/events.out.tfevents.*")]
+    assert len(set(trial_dirs)) == 2
+    for trial_dir in set(trial_dirs):
+        scalars = _tb_scalars(str(trial_dir))
+        assert scalars["loss"] == list(range(1, 7)) and scalars["inner/loss"] == list(range(1, 13))
 
 
 # --------------------------------------------------------------------------- a tracker briefly gone

@@ -2,7 +2,8 @@
 
     python multinode_run.py OUT_DIR PLUGIN_OPTIONS_JSON
 
-Each trial reports the id of the node it runs on and writes a checkpoint there. The driver's plugins track
+Each trial reports the id of the node it runs on, writes a checkpoint there, and logs from inside the trial
+(``trackbridge.log`` twice per result, at steps of its own, and one file). The driver's plugins track
 everything; a JSON summary (the node of each trial, the callback's delivery report) is written to
 ``OUT_DIR/summary.json`` for the parent test, which then reads back what the trackers stored.
 """
@@ -25,9 +26,13 @@ from trackbridge import TrackBridgeCallback  # noqa: E402
 def trainable(config):
     import time
 
+    import trackbridge
+
     node = ray.get_runtime_context().get_node_id()
     for step in range(1, 7):
         time.sleep(0.3)  # keep both trials alive together so they land on different nodes
+        for inner in (2 * step - 1, 2 * step):
+            trackbridge.log({"inner": {"loss": 1.0 / inner}}, step=inner)
         checkpoint = None
         if step % 3 == 0:
             d = tempfile.mkdtemp()
@@ -37,6 +42,10 @@ def trainable(config):
                 f.write(node)
             checkpoint = tune.Checkpoint.from_directory(d)
         tune.report({"loss": 1.0 / step, "node": node}, checkpoint=checkpoint)
+    note = os.path.join(tempfile.mkdtemp(), "node.txt")
+    with open(note, "w") as f:
+        f.write(node)
+    trackbridge.log_artifact(note, name="where.txt")
 
 
 if __name__ == "__main__":
