@@ -134,8 +134,15 @@ class Bridge:
     def listen_for_trial_logs(self) -> None:
         """Open the job's inbox for ``trackbridge.log`` in trials (needs Ray initialised)."""
         if self._inbox is None:
-            self._inbox = InboxCollector(self._files_dir)
-            self._inbox.start()
+            inbox = InboxCollector(self._files_dir)
+            try:
+                inbox.start()
+            except Exception as exc:  # tracking never stops tuning: results still flow, in-trial values do not
+                logger.warning(
+                    "trackbridge: logging from inside trials is unavailable: %s: %s", type(exc).__name__, exc
+                )
+                return
+            self._inbox = inbox
 
     def _files_dir(self, trial_id: str) -> str | None:
         state = self.machine.trials.get(trial_id) if self.machine is not None else None

@@ -152,13 +152,17 @@ class InboxCollector:
         if self._inbox is None:
             return True
         deadline = time.monotonic() + timeout
-        token = ray.get(self._inbox.request_flush.remote(trial_id))
-        done = False
-        while not done and time.monotonic() < deadline:
-            done = ray.get(self._inbox.flushed.remote(trial_id, token))
-            if not done:
-                time.sleep(SEND_INTERVAL / 2)
-        self._pull()
+        try:
+            token = ray.get(self._inbox.request_flush.remote(trial_id))
+            done = False
+            while not done and time.monotonic() < deadline:
+                done = ray.get(self._inbox.flushed.remote(trial_id, token))
+                if not done:
+                    time.sleep(SEND_INTERVAL / 2)
+            self._pull()
+        except Exception as exc:  # the inbox is gone (its node died): never an error in Tune's loop
+            logger.warning("trackbridge: in-trial values of trial %s: %s: %s", trial_id, type(exc).__name__, exc)
+            return False
         return done
 
     def stop(self) -> None:
