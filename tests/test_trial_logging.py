@@ -97,7 +97,8 @@ def train_in_tune(config):
 
         rank = ray.train.get_context().get_world_rank()
         for step in range(1, 4):
-            cfg["logger"].log({"worker_loss": rank + 1.0 / step})
+            cfg["logger"].log({"worker_loss": rank + 1.0 / step})  # rank 0 only (the default)
+            cfg["every_rank"].log({"seen": rank}, step=100 + step)  # every rank, the rank in the key
             checkpoint = None
             if step == 2 and rank == 0:
                 directory = tempfile.mkdtemp()
@@ -108,7 +109,10 @@ def train_in_tune(config):
 
     trainer = DataParallelTrainer(
         train_func,
-        train_loop_config={"logger": trackbridge.get_logger()},
+        train_loop_config={
+            "logger": trackbridge.get_logger(),
+            "every_rank": trackbridge.get_logger(rank_zero_only=False),
+        },
         scaling_config=ray.train.ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.5}),
         run_config=ray.train.RunConfig(
             name=f"train_{config['x']}", storage_path=config["storage"], callbacks=[TuneReportCallback()]
@@ -139,11 +143,10 @@ def test_ray_train_inside_a_tune_trial_rank_zero_logs_and_reported_checkpoints_a
     ).fit()
     [events] = recorder.by_trial().values()
     logs = [e for e in events if e[0] == "log"]
-    assert [(e[2], e[3]) for e in logs] == [
-        (1, {"worker_loss": 1.0}),
-        (2, {"worker_loss": 0.5}),
-        (3, {"worker_loss": 1 / 3}),
-    ]
+    rank_zero = [(e[2], e[3]) for e in logs if "worker_loss" in e[3]]
+    assert rank_zero == [(1, {"worker_loss": 1.0}), (2, {"worker_loss": 0.5}), (3, {"worker_loss": 1 / 3})]
+    every_rank = sorted((e[2], *e[3].items()) for e in logs if "worker_loss" not in e[3])
+    assert every_rank == sorted((100 + s, (f"rank_{r}/seen", r)) for s in (1, 2, 3) for r in (0, 1))
     results = [e for e in events if e[0] == "result"]
     assert [e[2] for e in results] == [1, 2, 3] and all(e[3]["rank"] == 0 for e in results)
     assert all("checkpoint_path" not in e[3] for e in results)
