@@ -24,6 +24,7 @@ from trackbridge.values import HISTOGRAM, SCALAR, SKIP, TEXT, WarnOnce, classify
 
 if TYPE_CHECKING:
     from trackbridge.callback import TrackBridgeCallback
+    from trackbridge.train_callback import TrackBridgeTrainCallback
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,7 @@ __all__ = [
     "PluginError",
     "PluginOptions",
     "TrackBridgeCallback",
+    "TrackBridgeTrainCallback",
     "TrackerFailure",
     "TrackerPlugin",
     "TransientError",
@@ -70,4 +72,8 @@ def __getattr__(name: str) -> Any:
         from trackbridge.callback import TrackBridgeCallback
 
         return TrackBridgeCallback
+    if name == "TrackBridgeTrainCallback":
+        from trackbridge.train_callback import TrackBridgeTrainCallback
+
+        return TrackBridgeTrainCallback
     raise AttributeError(f"module 'trackbridge' has no attribute {name!r}")

@@ -27,7 +27,8 @@ def unregister(obj: Closable) -> None:
     _live.discard(obj)
 
 
-def _close_live() -> None:
+def close_all() -> None:
+    """Close everything still registered (what the interpreter's exit runs; tests call it too)."""
     for obj in list(_live):
         try:
             obj.close()
@@ -35,4 +36,4 @@ def _close_live() -> None:
             logger.exception("trackbridge: closing at exit failed")
 
 
-atexit.register(_close_live)
+atexit.register(close_all)
