@@ -4,6 +4,7 @@
     python -m benchmarks.compare --quick              # a smoke run: 2 x 20, 1 repeat
     python -m benchmarks.compare --configs none,tb-all,native-all --repeats 5
     python -m benchmarks.compare --sweep              # scale sweep 4x50 .. 16x1000 (+ --full: 16x2000)
+    python -m benchmarks.compare --in-trial-logs 10 --cpus 2   # trackbridge.log from inside trials
 
 What it does, per configuration (see ``benchmarks/configs.py`` for the list):
 
@@ -18,6 +19,16 @@ What it does, per configuration (see ``benchmarks/configs.py`` for the list):
    (``benchmarks/direct_write.py``: each tracker's own API, serially, outside Tune);
 5. prints the table and writes it (Markdown, CSV, raw JSON) under ``benchmarks/results/``; ``--sweep``
    also draws a PNG.
+
+``--in-trial-logs N`` measures logging from inside trials instead: the trainable calls ``trackbridge.log``
+(3 floats) N times before each ``tune.report``, timing each call on the worker. The baseline, "no tracking",
+runs the same trainable with a do-nothing function in place of ``trackbridge.log`` (same loop, same dicts,
+same timer); every TrackBridge configuration (default: the do-nothing plugin, each tracker alone, all three)
+makes the calls, and ``tb-all`` also runs once per repeat without them (``--no-results-only`` skips that
+reference). Every stored in-trial point is read back too (a run that lost or duplicated one is FAILED), and
+the table shows the end-to-end ratio to no tracking, the worker-side cost per call (median, p99) and the
+values stored. Written as ``in-trial-TxRxN`` (Markdown, CSV, JSON); Ray's callbacks and the direct-write
+floor do not take part (they receive nothing from ``trackbridge.log``).
 
 A broken configuration (a plugin that raises, a child that crashes or times out) is a FAILED row, never a
 crashed benchmark. The machine is shared and small: numbers move; read ratios, not absolute seconds.
@@ -42,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks import configs, verify
-from benchmarks.workload import CHILD_ENV, NUM_METRICS
+from benchmarks.workload import CHILD_ENV, NUM_METRICS, in_trial_names
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")
@@ -151,6 +162,19 @@ class RunResult:
     tree_peak_mib: float = 0.0
     checks: list[dict[str, Any]] = field(default_factory=list)
     child: dict[str, Any] = field(default_factory=dict)
+    #: The in-trial case (``--in-trial-logs``): calls per result, and whether ``trackbridge.log`` was called
+    #: (False: the baseline's do-nothing function in its place).
+    in_trial_logs: int = 0
+    in_trial_call: bool = False
+    call_us_median: float | None = None
+    call_us_p99: float | None = None
+    first_call_ms: float | None = None
+    later_call_ms_max: float | None = None
+    share_of_trial: float | None = None
+    trial_end_ms_median: float | None = None
+    step_end_ms_total: float | None = None
+    #: TrackBridge plugin -> seconds its worker thread spent inside hooks (``trackbridge_report.json``).
+    plugin_busy: dict[str, float] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -232,9 +256,23 @@ def _kill_tree(pid: int) -> None:
         pass
 
 
-def run_config(name: str, trials: int, results: int, repeat: int, args: argparse.Namespace, workdir: str) -> RunResult:
-    """One configuration, once, in a fresh child and a fresh directory; then its stores checked."""
-    root = os.path.join(workdir, f"{name}-{trials}x{results}-r{repeat}")
+def run_config(
+    name: str,
+    trials: int,
+    results: int,
+    repeat: int,
+    args: argparse.Namespace,
+    workdir: str,
+    in_trial_logs: int = 0,
+    in_trial_call: bool = True,
+) -> RunResult:
+    """One configuration, once, in a fresh child and a fresh directory; then its stores checked.
+
+    ``in_trial_logs`` N > 0: the trainable makes N timed ``trackbridge.log`` calls per result (with
+    ``in_trial_call`` False: N timed calls of a do-nothing function, the baseline)."""
+    calls = bool(in_trial_logs) and in_trial_call
+    tag = "" if not in_trial_logs else (f"-log{in_trial_logs}" if calls else f"-nolog{in_trial_logs}")
+    root = os.path.join(workdir, f"{name}{tag}-{trials}x{results}-r{repeat}")
     os.makedirs(root)
     out_json = os.path.join(root, "result.json")
     if name.startswith("direct-"):
@@ -254,6 +292,8 @@ def run_config(name: str, trials: int, results: int, repeat: int, args: argparse
             "--work",
             str(args.work),
         ]
+        if in_trial_logs:
+            argv += ["--in-trial-logs", str(in_trial_logs)] + ([] if in_trial_call else ["--no-in-trial-call"])
         trackers = configs.CONFIGS[name].trackers
     argv += [
         "--root",
@@ -268,7 +308,7 @@ def run_config(name: str, trials: int, results: int, repeat: int, args: argparse
         out_json,
     ]
     data, sampler, error = run_child(argv, out_json, os.path.join(root, "child.log"), args.timeout)
-    r = RunResult(name, trials, results, repeat, child=data)
+    r = RunResult(name, trials, results, repeat, child=data, in_trial_logs=in_trial_logs, in_trial_call=calls)
     r.ok = bool(data.get("ok")) and error is None and not data.get("trial_errors")
     r.error = error or data.get("error") or ("; ".join(data.get("trial_errors") or []) or None)
     r.fit_seconds = data.get("fit_seconds")
@@ -278,6 +318,7 @@ def run_config(name: str, trials: int, results: int, repeat: int, args: argparse
     for key in ("stall_ms_median", "stall_ms_p99", "stall_ms_max"):
         setattr(r, key, data.get(key))
     r.callback_calls = data.get("callback_calls", 0)
+    r.plugin_busy = {p["plugin"]: p.get("busy_seconds") for p in report.get("plugins") or []}
     for plugin in report.get("plugins") or []:
         if plugin.get("failed") or plugin.get("dropped") or plugin.get("disabled_reason"):
             r.ok = False
@@ -286,26 +327,87 @@ def run_config(name: str, trials: int, results: int, repeat: int, args: argparse
                 + (f", disabled: {plugin['disabled_reason']}" if plugin.get("disabled_reason") else "")
                 + (f", errors {plugin.get('errors_by_hook')}" if plugin.get("errors_by_hook") else "")
             )
+    if in_trial_logs and r.ok:
+        _in_trial_numbers(r, data, trials)
     if sampler is not None:
         r.driver_peak_mib = sampler.driver_peak / MIB
         r.tracker_peak_mib = sampler.tracker_peak / MIB
         r.tracker_procs = sampler.tracker_procs_peak
         r.tree_peak_mib = sampler.tree_peak / MIB
-    for check in verify.check_all(trackers, root, trials, results, args.metrics):
+    for check in verify.check_all(trackers, root, trials, results, args.metrics, in_trial_logs if calls else 0):
         r.checks.append(check.as_dict())
+    if calls and name == "tb-noop":
+        r.checks.append(_noop_check(data, trials, results, in_trial_logs).as_dict())
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     return r
 
 
+def _fail(r: RunResult, why: str) -> None:
+    r.ok = False
+    r.error = (r.error + "; " if r.error else "") + why
+
+
+def _in_trial_numbers(r: RunResult, data: dict[str, Any], trials: int) -> None:
+    """The in-trial figures of one run, from the child's JSON; a run whose timings are incomplete fails."""
+    info = data.get("in_trial") or {}
+    if info.get("trials_reporting") != trials or info.get("calls") != info.get("expected_calls"):
+        _fail(
+            r,
+            f"in-trial timings of {info.get('trials_reporting')}/{trials} trials, "
+            f"{info.get('calls')}/{info.get('expected_calls')} calls",
+        )
+    late = (data.get("trackbridge_report") or {}).get("late_trial_logs")
+    if late:
+        _fail(r, f"{late} in-trial values arrived after their trial ended (late_trial_logs)")
+    r.call_us_median = info.get("call_us_median")
+    r.call_us_p99 = info.get("call_us_p99")
+    r.first_call_ms = info.get("first_call_ms_median")
+    r.later_call_ms_max = info.get("later_call_ms_max")
+    r.share_of_trial = info.get("share_of_trial_median")
+    r.trial_end_ms_median = data.get("trial_end_ms_median")
+    r.step_end_ms_total = data.get("step_end_ms_total")
+
+
+def _noop_check(data: dict[str, Any], trials: int, results: int, logs: int) -> verify.TrackerCheck:
+    """The do-nothing plugin stores nothing: its check is the values its in-trial hook received, per trial."""
+    from benchmarks.workload import IN_TRIAL_METRICS
+
+    per_trial = data.get("noop_trial_log_values") or {}
+    expected_each = results * logs * IN_TRIAL_METRICS
+    check = verify.TrackerCheck("noop", expected=trials * expected_each, kind="in-trial", expected_runs=trials)
+    check.stored = sum(per_trial.values())
+    check.valid = sum(min(n, expected_each) for n in per_trial.values())
+    check.runs = len(per_trial)
+    check.duplicates = sum(max(0, n - expected_each) for n in per_trial.values())
+    if check.duplicates:
+        check.problems.append(f"{check.duplicates} values received more than once")
+    return check
+
+
+def _run_name(r: RunResult) -> str:
+    """The configuration's name; in the in-trial case a TrackBridge run without calls is the reference."""
+    return f"{r.config}:0" if r.in_trial_logs and not r.in_trial_call and r.config != "none" else r.config
+
+
 def _progress(r: RunResult) -> None:
     status = "ok" if r.passed else "FAILED"
-    stored = ", ".join(f"{c['tracker']} {c['valid']}/{c['expected']}" for c in r.checks) or "-"
+    stored = (
+        ", ".join(
+            f"{c['tracker']}{' in-trial' if c.get('kind') == 'in-trial' else ''} {c['valid']}/{c['expected']}"
+            for c in r.checks
+        )
+        or "-"
+    )
     fit = f"{r.fit_seconds:.2f}s" if r.fit_seconds is not None else "-"
+    if r.in_trial_logs and r.call_us_median is not None:
+        fit += (
+            f" {'log' if r.in_trial_call else 'no-op'} call {r.call_us_median:.1f}/{r.call_us_p99:.1f} us (median/p99)"
+        )
     if r.drain_seconds is not None:
         fit += f" (drain {r.drain_seconds:.2f}s)"
     print(
-        f"  [{r.repeat + 1}] {r.config:<15} {r.trials}x{r.results}  fit {fit:>8}  driver {r.driver_peak_mib:6.0f} MiB"
+        f"  [{r.repeat + 1}] {_run_name(r):<15} {r.trials}x{r.results}  fit {fit:>8}  driver {r.driver_peak_mib:6.0f} MiB"
         f"  trackers {r.tracker_peak_mib:6.0f} MiB ({r.tracker_procs} procs)  stored: {stored}  {status}"
         + (f"  ({r.error[:200]})" if r.error else ""),
         flush=True,
@@ -342,21 +444,26 @@ class Row:
         if why is None:
             lost = [c for r in failed for c in r.checks if not c["complete"]]
             why = "lost values: " + ", ".join(
-                f"{c['tracker']} {c['valid']}/{c['expected']}" + (f" ({c['problems'][0]})" if c["problems"] else "")
+                f"{c['tracker']}{' in-trial' if c.get('kind') == 'in-trial' else ''} {c['valid']}/{c['expected']}"
+                + (f" ({c['problems'][0]})" if c["problems"] else "")
                 for c in lost[:3]
             )
         return f"FAILED {len(failed)}/{len(self.runs)}: {why}"
 
-    def stored(self) -> str:
-        """Per tracker, the fewest valid values any repeat stored, of those expected."""
+    def stored(self, kind: str = "results") -> str:
+        """Per tracker, the fewest valid values any repeat stored, of those expected (``kind``: "results"
+        or "in-trial"); with duplicates, how many at most."""
         by_tracker: dict[str, list[dict[str, Any]]] = {}
         for r in self.runs:
             for c in r.checks:
-                by_tracker.setdefault(c["tracker"], []).append(c)
+                if c.get("kind", "results") == kind:
+                    by_tracker.setdefault(c["tracker"], []).append(c)
         parts = []
         for tracker, checks in by_tracker.items():
             worst = min(checks, key=lambda c: c["valid"])
             mark = "" if all(c["complete"] for c in checks) else " LOST"
+            dup = max(c.get("duplicates", 0) for c in checks)
+            mark += f" ({dup} duplicated)" if dup and kind == "in-trial" else ""
             parts.append(f"{_short(tracker)} {worst['valid']}/{worst['expected']}{mark}")
         return ", ".join(parts) or "-"
 
@@ -621,6 +728,204 @@ def write_compare(result: dict[str, Any], args: argparse.Namespace, info: dict[s
     return stem + ".md"
 
 
+# ============================================================================================ in-trial
+IN_TRIAL_COLUMNS = [
+    "configuration",
+    "trackbridge.log calls per result",
+    "fit() s",
+    "x no tracking",
+    "worker, per call us (median / p99)",
+    "worker, first call ms (median) / slowest other call ms",
+    "worker, share of trial time in the calls",
+    "Tune thread at a trial's end ms (median)",
+    "Tune thread in on_step_end ms (total)",
+    "drain s",
+    "plugin threads busy s",
+    "results stored (min over repeats)",
+    "in-trial values stored (min over repeats)",
+    "status",
+]
+
+IN_TRIAL_BASELINE = (
+    "the same trainable, loop and dicts, with a do-nothing Python function called (and timed) in place of "
+    "`trackbridge.log`; no callback, `trackbridge` never imported"
+)
+
+
+def in_trial(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
+    """The in-trial case: (name, calls) variants interleaved per repeat; medians per variant."""
+    n = args.in_trial_logs
+    variants: list[tuple[str, bool]] = [("none", False)]
+    variants += [(name, True) for name in args.configs if name != "none"]
+    if "tb-all" in args.configs and not args.no_results_only:
+        variants.append(("tb-all", False))
+    T, R = args.trials, args.results
+    print(
+        f"in-trial logging: {T} trials x {R} results x {args.metrics} metrics, {n} trackbridge.log calls of "
+        f"{len(in_trial_names())} floats per result, checkpoint every {args.checkpoint_every}, {args.repeats} "
+        f"repeats, configurations interleaved",
+        flush=True,
+    )
+    print(f"baseline (no tracking): {IN_TRIAL_BASELINE}", flush=True)
+    runs: dict[tuple[str, bool], list[RunResult]] = {v: [] for v in variants}
+    for repeat in range(args.repeats):
+        for name, calls in variants:
+            r = run_config(name, T, R, repeat, args, workdir, in_trial_logs=n, in_trial_call=calls)
+            runs[(name, calls)].append(r)
+            _progress(r)
+    rows = []
+    for name, calls in variants:
+        label = _label(name)
+        if name != "none" and not calls:
+            label += ", no in-trial calls (reference)"
+        rows.append(Row(name if calls or name == "none" else f"{name}:0", label, T, R, runs[(name, calls)]))
+    baseline = next((row.median("fit_seconds") for row in rows if row.config == "none"), None)
+    return {"rows": rows, "baseline": baseline}
+
+
+def in_trial_rows(rows: list[Row], baseline: float | None, logs: int) -> list[list[str]]:
+    out = []
+    for row in rows:
+        fit = row.median("fit_seconds")
+        ratio = fit / baseline if fit is not None and baseline else None
+        called = all(r.in_trial_call for r in row.runs)
+        med, p99 = row.median("call_us_median"), row.median("call_us_p99")
+        first, later = row.median("first_call_ms"), row.median("later_call_ms_max")
+        share = row.median("share_of_trial")
+        calls = str(logs) if called else f"0 ({logs} do-nothing calls)"
+        out.append(
+            [
+                f"{row.label} (`{row.config}`)",
+                calls,
+                _fmt(fit),
+                _fmt(ratio, ".2f") + "x" if ratio is not None else "-",
+                "-" if med is None else f"{med:.1f} / {p99:.1f}",
+                "-" if first is None or not called else f"{first:.1f} / {later:.1f}",
+                "-" if share is None else f"{share * 100:.1f} %",
+                _fmt(row.median("trial_end_ms_median"), ".0f"),
+                _fmt(row.median("step_end_ms_total"), ".0f"),
+                _fmt(row.median("drain_seconds")),
+                _busy(row),
+                row.stored("results"),
+                row.stored("in-trial") if called else "-",
+                row.status,
+            ]
+        )
+    return out
+
+
+def _busy(row: Row) -> str:
+    """Per plugin, the median over repeats of the time its worker thread spent in hooks."""
+    plugins = dict.fromkeys(p for r in row.runs for p in r.plugin_busy)
+    parts = []
+    for plugin in plugins:
+        busy = _median([r.plugin_busy.get(plugin) for r in row.runs])
+        parts.append(f"{_short(plugin)} {_fmt(busy, '.1f')}")
+    return ", ".join(parts) or "-"
+
+
+def write_in_trial(result: dict[str, Any], args: argparse.Namespace, info: dict[str, Any]) -> str:
+    rows: list[Row] = result["rows"]
+    n = args.in_trial_logs
+    body = in_trial_rows(rows, result["baseline"], n)
+    setup = (
+        f"{args.trials} trials x {args.results} results x {args.metrics} metrics, {n} `trackbridge.log` calls of "
+        f"{len(in_trial_names())} floats before each result ({args.trials * args.results * n} calls per run), "
+        f"checkpoint every {args.checkpoint_every}, {args.cpus} Ray CPUs; {args.repeats} repeats, "
+        f"configurations interleaved; medians"
+    )
+    print()
+    print(setup)
+    print(plain(IN_TRIAL_COLUMNS, body))
+    os.makedirs(args.out_dir, exist_ok=True)
+    stem = os.path.join(args.out_dir, f"in-trial-{args.trials}x{args.results}x{n}")
+    md = [
+        f"# Logging from inside trials: {args.trials} trials x {args.results} results x {n} in-trial calls",
+        "",
+        f"Machine: {machine_line(info)}.",
+        "",
+        f"{setup}. Command: `python -m benchmarks.compare {' '.join(args.argv)}`".rstrip(),
+        "",
+        f"Baseline, no tracking: {IN_TRIAL_BASELINE}. Every other row calls `trackbridge.log` in that slot, "
+        "except the reference row (`tb-all:0`): the baseline's trainable under `tb-all`, results tracked, no "
+        f"in-trial calls. Expected in-trial values per tracker: trials x results x calls x {len(in_trial_names())}.",
+        "",
+        markdown(IN_TRIAL_COLUMNS, body),
+        "",
+        "Worker columns: `time.perf_counter()` around each call in the trainable, median and p99 over all calls "
+        "of all trials of a run, then the median over repeats; the first call of each trial (finds the inbox "
+        "actor, registers its sender) is in those numbers and also shown alone. Tune thread: time inside the "
+        "TrackBridge callback's `on_trial_complete` (waits for the trial's in-trial values) and `on_step_end` "
+        "(hands them to the plugins). Plugin threads busy: per plugin, the wall time its worker thread spent inside "
+        "hooks (TrackBridge's delivery report); these threads run in the driver process, next to Tune's loop. "
+        "Stored: every (run, metric, step) read back from each tracker with its "
+        "own reader (in-trial: MLflow metric history, TensorBoard scalars at global_step, W&B rows at "
+        "`trial_step`); for the do-nothing plugin, the values its in-trial hook received.",
+    ]
+    with open(stem + ".md", "w", encoding="utf-8") as f:
+        f.write("\n".join(md) + "\n")
+    fields = [
+        "config",
+        "in_trial_call",
+        "repeat",
+        "trials",
+        "results",
+        "in_trial_logs",
+        "ok",
+        "fit_seconds",
+        "drain_seconds",
+        "call_us_median",
+        "call_us_p99",
+        "first_call_ms",
+        "later_call_ms_max",
+        "share_of_trial",
+        "trial_end_ms_median",
+        "step_end_ms_total",
+        "stall_ms_median",
+        "stall_ms_p99",
+        "driver_peak_mib",
+        "results_stored",
+        "results_expected",
+        "in_trial_stored",
+        "in_trial_expected",
+        "in_trial_duplicates",
+        "error",
+    ]
+    with open(stem + ".csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(fields)
+        for row in rows:
+            for r in row.runs:
+                res = [c for c in r.checks if c.get("kind", "results") == "results"]
+                inn = [c for c in r.checks if c.get("kind") == "in-trial"]
+                values = {
+                    **{k: getattr(r, k) for k in fields if hasattr(r, k)},
+                    "ok": r.passed,
+                    "driver_peak_mib": round(r.driver_peak_mib, 1),
+                    "results_stored": sum(c["valid"] for c in res),
+                    "results_expected": sum(c["expected"] for c in res),
+                    "in_trial_stored": sum(c["valid"] for c in inn),
+                    "in_trial_expected": sum(c["expected"] for c in inn),
+                    "in_trial_duplicates": sum(c.get("duplicates", 0) for c in inn),
+                    "error": r.error or "",
+                }
+                w.writerow([values[k] for k in fields])
+    with open(stem + ".json", "w", encoding="utf-8") as f:
+        json.dump(
+            {
+                "machine": info,
+                "args": args.argv,
+                "baseline": IN_TRIAL_BASELINE,
+                "runs": [r.__dict__ for row in rows for r in row.runs],
+            },
+            f,
+            indent=1,
+            default=str,
+        )
+    print(f"\nwritten: {stem}.md, .csv, .json")
+    return stem + ".md"
+
+
 # ============================================================================================ sweep
 def sweep(args: argparse.Namespace, workdir: str, info: dict[str, Any]) -> str:
     sizes = list(args.sizes)
@@ -805,6 +1110,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--full", action="store_true", help="add 16x2000 to the sweep (minutes per configuration)")
     p.add_argument("--no-direct", action="store_true", help="skip the direct-write floor")
     p.add_argument("--no-bridge", action="store_true", help="skip the bridge-alone measurement")
+    p.add_argument(
+        "--in-trial-logs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the in-trial case: N trackbridge.log calls per result, timed on the worker (default 0: off)",
+    )
+    p.add_argument(
+        "--no-results-only",
+        action="store_true",
+        help="in-trial case: skip the reference run of tb-all without in-trial calls",
+    )
     p.add_argument("--timeout", type=float, default=1800, help="seconds before a child is killed (FAILED)")
     p.add_argument("--out-dir", default=RESULTS_DIR)
     p.add_argument("--workdir", help="where the stores go (default: a new temporary directory)")
@@ -825,8 +1142,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         unknown = [c for c in args.configs if c not in configs.CONFIGS]
         if unknown:
             p.error(f"unknown configuration(s) {unknown}; known: {', '.join(configs.CONFIGS)}")
+    elif args.in_trial_logs:
+        args.configs = list(configs.IN_TRIAL_CONFIGS)
     else:
         args.configs = list(configs.SWEEP_CONFIGS if args.sweep else configs.DEFAULT_CONFIGS)
+    if args.in_trial_logs:
+        if args.sweep:
+            p.error("--in-trial-logs measures one size; it does not combine with --sweep")
+        native = [c for c in args.configs if configs.CONFIGS[c].kind == "native"]
+        if native:
+            p.error(f"{native}: Ray's callbacks receive nothing from trackbridge.log; use TrackBridge configurations")
     if "none" not in args.configs:
         args.configs.insert(0, "none")  # every ratio needs the baseline
     if args.sweep and not args.no_direct and "tb-all" not in args.configs:
@@ -844,6 +1169,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.sweep:
             sweep(args, workdir, info)
+        elif args.in_trial_logs:
+            write_in_trial(in_trial(args, workdir), args, info)
         else:
             write_compare(compare(args, workdir), args, info)
     finally:

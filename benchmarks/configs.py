@@ -51,35 +51,79 @@ CONFIGS: dict[str, Config] = {
 
 #: The default comparison (``tb-noop`` is the bridge-alone measurement).
 DEFAULT_CONFIGS: tuple[str, ...] = tuple(CONFIGS)
+#: The in-trial case's default configurations (``--in-trial-logs``): the baseline, the bridge with a
+#: do-nothing plugin, each tracker alone and all three.
+IN_TRIAL_CONFIGS: tuple[str, ...] = ("none", "tb-noop", "tb-wandb", "tb-mlflow", "tb-tensorboard", "tb-all")
 #: The scale sweep's default configurations (Ray's callbacks would take tens of minutes at the top sizes).
 SWEEP_CONFIGS: tuple[str, ...] = ("none", "tb-noop", "tb-all")
 
 
 class NoopPlugin:
-    """A TrackBridge plugin with one hook that does nothing: measures the bridge itself."""
+    """A TrackBridge plugin whose hooks do nothing: measures the bridge itself. Its in-trial hook only counts
+    the calls and values it received (the in-trial case's check that every value crossed the bridge)."""
 
     name = "noop"
+
+    def __init__(self) -> None:
+        self.trial_log_calls = 0
+        #: trial id -> values received
+        self.trial_log_values: dict[str, int] = {}
 
     @hookimpl
     def trackbridge_trial_result(self) -> None:
         return None
 
+    @hookimpl
+    def trackbridge_trial_log(self, trial: Any, values: Any) -> None:
+        self.trial_log_calls += 1  # one plugin worker thread calls this hook: no lock needed
+        self.trial_log_values[trial.trial_id] = self.trial_log_values.get(trial.trial_id, 0) + len(values)
+
+
+def noop_plugin(callback: Any) -> NoopPlugin | None:
+    """The ``NoopPlugin`` of a ``tb-noop`` callback (after ``fit()``), else None."""
+    try:
+        plugin = callback.get_plugin("noop")
+    except Exception:
+        return None
+    return plugin if isinstance(plugin, NoopPlugin) else None
+
 
 class _TimedResults:
-    """Mixin: records how long each ``on_trial_result`` call keeps Tune's thread (nanoseconds)."""
+    """Mixin: records how long each ``on_trial_result`` call keeps Tune's thread (nanoseconds); also each
+    ``on_trial_complete`` (TrackBridge waits there for a trial's in-trial values) and ``on_step_end``
+    (TrackBridge hands in-trial values to the plugins there, once per loop turn)."""
 
     bench_result_ns: list[int]
+    bench_complete_ns: list[int]
+    bench_step_end_ns: list[int]
+
+    def _bench_record(self, attr: str, started: int) -> None:
+        elapsed = time.perf_counter_ns() - started
+        try:
+            getattr(self, attr).append(elapsed)
+        except AttributeError:
+            setattr(self, attr, [elapsed])
 
     def on_trial_result(self, *args: Any, **kwargs: Any) -> None:
         started = time.perf_counter_ns()
         try:
             super().on_trial_result(*args, **kwargs)  # type: ignore[misc]
         finally:
-            elapsed = time.perf_counter_ns() - started
-            try:
-                self.bench_result_ns.append(elapsed)
-            except AttributeError:
-                self.bench_result_ns = [elapsed]
+            self._bench_record("bench_result_ns", started)
+
+    def on_trial_complete(self, *args: Any, **kwargs: Any) -> None:
+        started = time.perf_counter_ns()
+        try:
+            super().on_trial_complete(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self._bench_record("bench_complete_ns", started)
+
+    def on_step_end(self, *args: Any, **kwargs: Any) -> None:
+        started = time.perf_counter_ns()
+        try:
+            super().on_step_end(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self._bench_record("bench_step_end_ns", started)
 
 
 def _timed_classes() -> dict[str, type]:

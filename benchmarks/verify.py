@@ -12,6 +12,13 @@ exactly the steps ``1..results`` with the value the workload reported (``step + 
 
 A Tune-side ``native`` callback logs metrics under other names (TBX: ``ray/tune/m00``); a tag or key counts
 if it is a metric name or ends with ``/<metric name>``.
+
+In-trial values (``--in-trial-logs N``) are checked in the same pass, as a second check per tracker
+(``kind="in-trial"``): every run holding each in-trial metric ``in<k>`` at exactly the in-trial steps
+``1..R*N``, with the value ``step + k/16``, once. The step is the one each tracker stores: MLflow's metric
+history step, TensorBoard's ``global_step``, and W&B's ``trial_step`` carried in the same history row
+(``docs/wandb.md``; W&B's own ``_step`` counts rows). A point stored twice is a *duplicate*, and fails the
+check like a missing one.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.workload import metric_names, metric_value
+from benchmarks.workload import in_trial_names, in_trial_value, metric_names, metric_value
 from trackbridge_wandb_reader import CorruptLog, iter_records, wait_until_complete
 from trackbridge_wandb_reader import run_files as wandb_run_files
 
@@ -36,6 +43,8 @@ class TrackerCheck:
 
     tracker: str
     expected: int
+    #: "results" (``tune.report``) or "in-trial" (``trackbridge.log``).
+    kind: str = "results"
     #: Values read back that belong to a metric of the workload (duplicates included).
     stored: int = 0
     #: Distinct (run, metric, step) with the right value.
@@ -44,6 +53,8 @@ class TrackerCheck:
     expected_runs: int = 0
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: (run, metric, step) points stored more than once (each extra copy counted).
+    duplicates: int = 0
 
     @property
     def complete(self) -> bool:
@@ -52,12 +63,15 @@ class TrackerCheck:
     def as_dict(self) -> dict[str, Any]:
         return {
             "tracker": self.tracker,
+            "kind": self.kind,
             "expected": self.expected,
             "stored": self.stored,
             "valid": self.valid,
             "runs": self.runs,
             "expected_runs": self.expected_runs,
             "complete": self.complete,
+            "missing": self.expected - self.valid,
+            "duplicates": self.duplicates,
             "problems": self.problems[:5],
             "seconds": round(self.seconds, 2),
         }
@@ -104,14 +118,60 @@ class _Tally:
         return c
 
 
+class _InTrialTally:
+    """The same for in-trial values: (run, in-trial metric, in-trial step), each exactly once."""
+
+    def __init__(self, tracker: str, trials: int, results: int, logs: int) -> None:
+        self.names = in_trial_names()
+        self.index = {name: k for k, name in enumerate(self.names)}
+        self.steps = results * logs
+        self.check = TrackerCheck(
+            tracker, expected=trials * self.steps * len(self.names), kind="in-trial", expected_runs=trials
+        )
+        self.seen: dict[str, dict[tuple[str, int], int]] = defaultdict(lambda: defaultdict(int))
+        self.bad_values = 0
+
+    def metric_of(self, key: str) -> str | None:
+        return key if key in self.index else None
+
+    def add(self, run: str, key: str, step: int | None, value: float) -> None:
+        if key not in self.index:
+            return
+        self.check.stored += 1
+        if step is None or not 1 <= step <= self.steps or float(value) != in_trial_value(step, self.index[key]):
+            self.bad_values += 1
+            return
+        self.seen[run][(key, step)] += 1
+
+    def done(self, started: float) -> TrackerCheck:
+        c = self.check
+        c.runs = sum(1 for points in self.seen.values() if points)
+        c.valid = sum(len(points) for points in self.seen.values())
+        c.duplicates = sum(n - 1 for points in self.seen.values() for n in points.values())
+        if self.bad_values:
+            c.problems.append(f"{self.bad_values} in-trial values with a wrong step or value")
+        if c.duplicates:
+            c.problems.append(f"{c.duplicates} in-trial points stored twice")
+        c.seconds = time.perf_counter() - started
+        return c
+
+
+def _tallies(tracker: str, trials: int, results: int, num_metrics: int, logs: int) -> list[Any]:
+    tallies: list[Any] = [_Tally(tracker, trials, results, num_metrics)]
+    if logs:
+        tallies.append(_InTrialTally(tracker, trials, results, logs))
+    return tallies
+
+
 # ------------------------------------------------------------------------------------------------ MLflow
-def check_mlflow(tracking_uri: str, trials: int, results: int, num_metrics: int) -> TrackerCheck:
+def check_mlflow(tracking_uri: str, trials: int, results: int, num_metrics: int, logs: int = 0) -> list[TrackerCheck]:
     started = time.perf_counter()
-    tally = _Tally("mlflow", trials, results, num_metrics)
+    tallies = _tallies("mlflow", trials, results, num_metrics, logs)
     path = tracking_uri.removeprefix("sqlite:///")
     if tracking_uri.startswith("sqlite:///") and not os.path.exists(path):
-        tally.check.problems.append(f"no store: {path} does not exist")
-        return tally.done(started)
+        for t in tallies:
+            t.check.problems.append(f"no store: {path} does not exist")
+        return [t.done(started) for t in tallies]
     from mlflow.entities import ViewType
     from mlflow.tracking import MlflowClient
 
@@ -129,18 +189,19 @@ def check_mlflow(tracking_uri: str, trials: int, results: int, num_metrics: int)
     for run in runs:
         run_id = run.info.run_id
         for key in run.data.metrics:
-            if tally.metric_of(key) is None:
-                continue
-            for m in client.get_metric_history(run_id, key):
-                tally.add(run_id, key, int(m.step), float(m.value))
-    return tally.done(started)
+            for t in tallies:
+                if t.metric_of(key) is None:
+                    continue
+                for m in client.get_metric_history(run_id, key):
+                    t.add(run_id, key, int(m.step), float(m.value))
+    return [t.done(started) for t in tallies]
 
 
 # ------------------------------------------------------------------------------------------------ TensorBoard
-def check_tensorboard(root: str, trials: int, results: int, num_metrics: int) -> TrackerCheck:
+def check_tensorboard(root: str, trials: int, results: int, num_metrics: int, logs: int = 0) -> list[TrackerCheck]:
     """Every directory under ``root`` holding ``events.out.tfevents.*`` files is one run."""
     started = time.perf_counter()
-    tally = _Tally("tensorboard", trials, results, num_metrics)
+    tallies = _tallies("tensorboard", trials, results, num_metrics, logs)
     from tensorboard.backend.event_processing import event_accumulator as ea
 
     run_dirs = sorted(
@@ -150,11 +211,12 @@ def check_tensorboard(root: str, trials: int, results: int, num_metrics: int) ->
         acc = ea.EventAccumulator(run_dir, size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
         acc.Reload()
         for tag in acc.Tags().get("scalars", []):
-            if tally.metric_of(tag) is None:
-                continue
-            for event in acc.Scalars(tag):
-                tally.add(run_dir, tag, int(event.step), float(event.value))
-    return tally.done(started)
+            for t in tallies:
+                if t.metric_of(tag) is None:
+                    continue
+                for event in acc.Scalars(tag):
+                    t.add(run_dir, tag, int(event.step), float(event.value))
+    return [t.done(started) for t in tallies]
 
 
 # ------------------------------------------------------------------------------------------------ W&B offline
@@ -168,13 +230,25 @@ def _wait_complete(path: str, timeout: float) -> bool:
         return False
 
 
-def check_wandb(root: str, trials: int, results: int, num_metrics: int, wait: float = 20.0) -> TrackerCheck:
+def _number(value_json: str) -> float | None:
+    try:
+        value = json.loads(value_json)
+    except ValueError:
+        return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def check_wandb(
+    root: str, trials: int, results: int, num_metrics: int, logs: int = 0, wait: float = 20.0
+) -> list[TrackerCheck]:
     started = time.perf_counter()
-    tally = _Tally("wandb", trials, results, num_metrics)
+    tallies = _tallies("wandb", trials, results, num_metrics, logs)
+    tally = tallies[0]
     files = wandb_run_files(root)
     for path in files:
         if not _wait_complete(path, wait):
-            tally.check.problems.append(f"{os.path.basename(path)}: no exit record (run not finished)")
+            for t in tallies:
+                t.check.problems.append(f"{os.path.basename(path)}: no exit record (run not finished)")
         run_id = ""
         try:
             for record in iter_records(path):
@@ -182,39 +256,51 @@ def check_wandb(root: str, trials: int, results: int, num_metrics: int, wait: fl
                 if kind == "run":
                     run_id = record.run.run_id
                 elif kind == "history":
-                    for item in record.history.item:
-                        key = item.key or "/".join(item.nested_key)
+                    row = {(item.key or "/".join(item.nested_key)): item.value_json for item in record.history.item}
+                    for key, value_json in row.items():
                         if tally.metric_of(key) is None:
                             continue
-                        try:
-                            value = json.loads(item.value_json)
-                        except ValueError:
-                            continue
-                        if isinstance(value, (int, float)) and not isinstance(value, bool):
-                            tally.add(run_id or path, key, None, float(value))
+                        value = _number(value_json)
+                        if value is not None:
+                            tally.add(run_id or path, key, None, value)
+                    if logs and "trial_step" in row:  # an in-trial row: its step is trial_step, not _step
+                        trial_step = _number(row["trial_step"])
+                        step = int(trial_step) if trial_step is not None and trial_step.is_integer() else None
+                        for key, value_json in row.items():
+                            value = _number(value_json)
+                            if key != "trial_step" and value is not None:
+                                tallies[1].add(run_id or path, key, step, value)
         except CorruptLog as exc:
-            tally.check.problems.append(str(exc))
-    return tally.done(started)
+            for t in tallies:
+                t.check.problems.append(str(exc))
+    return [t.done(started) for t in tallies]
 
 
 # ------------------------------------------------------------------------------------------------ all
-def check_all(trackers: Iterable[str], root: str, trials: int, results: int, num_metrics: int) -> list[TrackerCheck]:
-    """Check each tracker's store of the configuration that wrote under ``root`` (layout: benchmarks.configs)."""
+def check_all(
+    trackers: Iterable[str], root: str, trials: int, results: int, num_metrics: int, in_trial_logs: int = 0
+) -> list[TrackerCheck]:
+    """Check each tracker's store of the configuration that wrote under ``root`` (layout: benchmarks.configs);
+    with ``in_trial_logs`` N > 0, the in-trial values too (a second check per tracker)."""
     from benchmarks import configs
 
     checks = []
     for tracker in trackers:
         try:
             if tracker == "mlflow":
-                checks.append(check_mlflow(configs.mlflow_uri(root), trials, results, num_metrics))
+                checks += check_mlflow(configs.mlflow_uri(root), trials, results, num_metrics, in_trial_logs)
             elif tracker == "tensorboard":
-                checks.append(check_tensorboard(root, trials, results, num_metrics))
+                checks += check_tensorboard(root, trials, results, num_metrics, in_trial_logs)
             elif tracker == "wandb":
-                checks.append(check_wandb(configs.wandb_dir(root), trials, results, num_metrics))
+                checks += check_wandb(configs.wandb_dir(root), trials, results, num_metrics, in_trial_logs)
             else:
                 raise ValueError(f"unknown tracker {tracker!r}")
         except Exception as exc:  # a reader that fails is a failed check, not a crashed benchmark
-            check = TrackerCheck(tracker, expected=trials * results * num_metrics, expected_runs=trials)
-            check.problems.append(f"reading back failed: {type(exc).__name__}: {exc}")
-            checks.append(check)
+            failed = [TrackerCheck(tracker, expected=trials * results * num_metrics, expected_runs=trials)]
+            if in_trial_logs:
+                expected = trials * results * in_trial_logs * len(in_trial_names())
+                failed.append(TrackerCheck(tracker, expected=expected, kind="in-trial", expected_runs=trials))
+            for check in failed:
+                check.problems.append(f"reading back failed: {type(exc).__name__}: {exc}")
+            checks += failed
     return checks

@@ -10,11 +10,21 @@ child and everything it started have exited, so the files are complete).
 The trainable reports ``NUM_METRICS`` floats per step. Metric ``k`` at step ``s`` is ``s + k/16``: exact in
 float32 and float64, so a reader can tell from any stored value which step it belongs to, and the
 verification checks values, not only counts.
+
+In-trial logging (``--in-trial-logs N``): before each ``tune.report`` the trainable calls
+``trackbridge.log({"in00": ..., "in01": ..., "in02": ...})`` N times, without ``step=`` (TrackBridge counts
+the calls: in-trial step ``i`` = 1, 2, ... R*N), in-trial metric ``k`` at step ``i`` being ``i + k/16``
+(``in_trial_value``). Each call is timed on the worker with ``time.perf_counter()``; each trial writes its
+timings to ``<root>/in_trial/<trial id>.json`` when it ends, and the child's JSON carries the median, p99
+and max over all calls of all trials. With ``--no-in-trial-call`` (the baseline) the trainable runs the
+same loop, builds the same dicts and times the same slot, but calls a function that does nothing instead
+of ``trackbridge.log`` (and never imports ``trackbridge``): its timings are the timer's own floor.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import statistics
@@ -24,6 +34,8 @@ import traceback
 from typing import Any
 
 NUM_METRICS = 12
+#: Metrics per ``trackbridge.log`` call of the in-trial case.
+IN_TRIAL_METRICS = 3
 
 #: Environment of every benchmark child: only the configured callbacks run (no auto CSV/JSON/TBX loggers),
 #: W&B offline and quiet, Ray's progress output off (the same for every configuration).
@@ -47,16 +59,49 @@ def metric_value(step: int, k: int) -> float:
     return float(step) + k / 16.0
 
 
+def in_trial_names(num_metrics: int = IN_TRIAL_METRICS) -> list[str]:
+    return [f"in{k:02d}" for k in range(num_metrics)]
+
+
+def in_trial_value(step: int, k: int) -> float:
+    """The value in-trial metric ``k`` has at in-trial step ``step`` (exact in float32 below 2**20 steps)."""
+    return float(step) + k / 16.0
+
+
+def _no_call(values: dict[str, Any]) -> None:
+    """The baseline's stand-in for ``trackbridge.log``: the same call slot, no work."""
+    return None
+
+
 def trainable(config: dict[str, Any]) -> None:
-    """Reports ``results`` steps of ``metrics`` floats; a tiny checkpoint every ``checkpoint_every`` steps."""
+    """Reports ``results`` steps of ``metrics`` floats; a tiny checkpoint every ``checkpoint_every`` steps.
+
+    With ``in_trial_logs`` N > 0: N timed ``trackbridge.log`` calls before each report (see the module
+    docstring), or, with ``in_trial_call`` False, N timed calls of a function that does nothing."""
     from ray import tune
 
     names = metric_names(config["metrics"])
     every = int(config["checkpoint_every"] or 0)
     work = float(config.get("work", 0.0))
+    logs = int(config.get("in_trial_logs", 0) or 0)
+    log: Any = _no_call
+    if logs and config.get("in_trial_call", True):
+        import trackbridge
+
+        log = trackbridge.log
+    inner = in_trial_names()
+    clock = time.perf_counter
+    seconds: list[float] = []
+    started = clock()
     for step in range(1, config["results"] + 1):
         if work:
             time.sleep(work)
+        for j in range(logs):
+            i = (step - 1) * logs + j + 1
+            values = {name: in_trial_value(i, k) for k, name in enumerate(inner)}
+            t0 = clock()
+            log(values)
+            seconds.append(clock() - t0)
         metrics = {name: metric_value(step, k) for k, name in enumerate(names)}
         if every and step % every == 0:
             with tempfile.TemporaryDirectory() as d:
@@ -65,6 +110,42 @@ def trainable(config: dict[str, Any]) -> None:
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         else:
             tune.report(metrics)
+    if logs:
+        trial_id = tune.get_context().get_trial_id()
+        path = os.path.join(config["timings_dir"], f"{trial_id}.json")
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump({"trial_id": trial_id, "trial_seconds": clock() - started, "call_seconds": seconds}, f)
+        os.replace(path + ".tmp", path)
+
+
+def in_trial_summary(timings_dir: str, trials: int, logs: int, results: int) -> dict[str, Any]:
+    """Median, p99 and max over every timed call of every trial (microseconds), from the trials' files."""
+    per_trial = []
+    for path in sorted(glob.glob(os.path.join(timings_dir, "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            per_trial.append(json.load(f))
+    calls = sorted(s for data in per_trial for s in data["call_seconds"])
+    out: dict[str, Any] = {
+        "trials_reporting": len(per_trial),
+        "calls": len(calls),
+        "expected_calls": trials * results * logs,
+    }
+    if calls:
+        # The first call of a trial finds the inbox actor and registers its sender (two Ray round trips):
+        # shown on its own, and the max of the other calls too.
+        firsts = [d["call_seconds"][0] for d in per_trial if d["call_seconds"]]
+        later = [s for d in per_trial for s in d["call_seconds"][1:]]
+        shares = [sum(d["call_seconds"]) / d["trial_seconds"] for d in per_trial if d["trial_seconds"]]
+        out.update(
+            call_us_median=statistics.median(calls) * 1e6,
+            call_us_p99=calls[min(len(calls) - 1, int(0.99 * len(calls)))] * 1e6,
+            call_us_max=calls[-1] * 1e6,
+            call_us_mean=statistics.fmean(calls) * 1e6,
+            first_call_ms_median=statistics.median(firsts) * 1e3,
+            later_call_ms_max=max(later, default=0.0) * 1e3,
+            share_of_trial_median=statistics.median(shares) if shares else None,
+        )
+    return out
 
 
 def _loop_timer():
@@ -82,7 +163,16 @@ def _loop_timer():
 
 
 def run(
-    config_name: str, root: str, trials: int, results: int, metrics: int, checkpoint_every: int, cpus: int, work: float
+    config_name: str,
+    root: str,
+    trials: int,
+    results: int,
+    metrics: int,
+    checkpoint_every: int,
+    cpus: int,
+    work: float,
+    in_trial_logs: int = 0,
+    in_trial_call: bool = True,
 ) -> dict[str, Any]:
     """Run the workload once under ``config_name``; return timings and the callbacks' own numbers."""
     import ray
@@ -96,18 +186,23 @@ def run(
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     init_seconds = time.perf_counter() - started_init
     out: dict[str, Any] = {"config": config_name, "ray_init_seconds": init_seconds}
+    param_space: dict[str, Any] = {
+        "x": tune.grid_search(list(range(trials))),
+        "results": results,
+        "metrics": metrics,
+        "checkpoint_every": checkpoint_every,
+        "work": work,
+    }
+    timings_dir = os.path.join(root, "in_trial")
+    if in_trial_logs:
+        os.makedirs(timings_dir, exist_ok=True)
+        param_space.update(in_trial_logs=in_trial_logs, in_trial_call=in_trial_call, timings_dir=timings_dir)
     try:
         callbacks = configs.build(config_name, root)
         timer = _loop_timer()
         tuner = tune.Tuner(
             trainable,
-            param_space={
-                "x": tune.grid_search(list(range(trials))),
-                "results": results,
-                "metrics": metrics,
-                "checkpoint_every": checkpoint_every,
-                "work": work,
-            },
+            param_space=param_space,
             run_config=tune.RunConfig(
                 name="bench",
                 storage_path=storage,
@@ -131,8 +226,25 @@ def run(
             if isinstance(report, dict):
                 out["trackbridge_report"] = {
                     "drain_seconds": report.get("drain_seconds"),
+                    "late_trial_logs": report.get("late_trial_logs"),
                     "plugins": report.get("plugins"),
                 }
+            noop = configs.noop_plugin(cb)
+            if noop is not None:
+                out["noop_trial_log_calls"] = noop.trial_log_calls
+                out["noop_trial_log_values"] = noop.trial_log_values
+        # Tune's thread at each trial's end (TrackBridge waits there for the trial's in-trial values).
+        per_end = [list(getattr(cb, "bench_complete_ns", []) or []) for cb in callbacks]
+        ends = sorted(sum(t) for t in zip(*[e for e in per_end if e], strict=False)) if any(per_end) else []
+        if ends:
+            out["trial_end_ms_median"] = statistics.median(ends) / 1e6
+            out["trial_end_ms_max"] = ends[-1] / 1e6
+        steps = [t for cb in callbacks for t in getattr(cb, "bench_step_end_ns", [])]
+        if steps:
+            out["step_end_ms_total"] = sum(steps) / 1e6
+        if in_trial_logs:
+            out["in_trial"] = in_trial_summary(timings_dir, trials, in_trial_logs, results)
+            out["in_trial"]["called"] = in_trial_call
         out["callback_calls"] = len(stalls)
         if stalls:
             stalls.sort()
@@ -163,12 +275,25 @@ def main() -> None:
     parser.add_argument("--checkpoint-every", type=int, default=50)
     parser.add_argument("--cpus", type=int, default=4)
     parser.add_argument("--work", type=float, default=0.0)
+    parser.add_argument("--in-trial-logs", type=int, default=0, help="trackbridge.log calls per result")
+    parser.add_argument(
+        "--no-in-trial-call", action="store_true", help="the baseline: the same loop, a do-nothing function called"
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     for key, value in CHILD_ENV.items():
         os.environ.setdefault(key, value)
     result = run(
-        args.config, args.root, args.trials, args.results, args.metrics, args.checkpoint_every, args.cpus, args.work
+        args.config,
+        args.root,
+        args.trials,
+        args.results,
+        args.metrics,
+        args.checkpoint_every,
+        args.cpus,
+        args.work,
+        args.in_trial_logs,
+        not args.no_in_trial_call,
     )
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
