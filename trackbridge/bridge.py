@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from trackbridge import exit_drain, loading
@@ -28,40 +28,11 @@ logger = logging.getLogger("trackbridge")
 class Bridge:
     """Resolved plugins plus the runtime of the current run (see the module docstring)."""
 
-    def __init__(
-        self,
-        plugins: loading.PluginsArgument,
-        *,
-        excludes: Iterable[str] = (),
-        include_auto_metrics: bool = False,
-        redact: bool | Sequence[str] = True,
-        queue_size: int = 10_000,
-        flush_interval: float = 0.5,
-        drain_timeout: float | None = 600.0,
-        stuck_timeout: float = 300.0,
-        max_retries: int = 3,
-        retry_backoff: float = 0.5,
-        fail_fast: bool = False,
-        isolate: bool | Iterable[str] = False,
-        log_drain_timeout: float = 10.0,
-    ) -> None:
+    def __init__(self, plugins: loading.PluginsArgument, **options: Any) -> None:
+        """``options``: the adapter's own options (``settings.parse_settings`` validates them)."""
         self._loaded: list[loading.LoadedPlugin] | None = loading.resolve(plugins)
         self._requests = [p.request for p in self._loaded]
-        self.settings: CallbackSettings = parse_settings(
-            [p.name for p in self._loaded],
-            excludes=excludes,
-            include_auto_metrics=include_auto_metrics,
-            redact=redact,
-            queue_size=queue_size,
-            flush_interval=flush_interval,
-            drain_timeout=drain_timeout,
-            stuck_timeout=stuck_timeout,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            fail_fast=fail_fast,
-            isolate=isolate,
-            log_drain_timeout=log_drain_timeout,
-        )
+        self.settings: CallbackSettings = parse_settings([p.name for p in self._loaded], **options)
         self.reset()
 
     def reset(self) -> None:
