@@ -109,20 +109,23 @@ class InboxCollector:
         except Exception as exc:
             logger.warning("trackbridge: could not take the last in-trial values: %s: %s", type(exc).__name__, exc)
 
-    def _pull(self) -> None:
+    def _pull(self, timeout: float | None = None) -> None:
         import ray
 
         with self._lock:  # one pull at a time, so entries are handed over in the order they arrived
-            for trial_id, (step, values, files, timestamp) in ray.get(self._inbox.take.remote()):
+            for trial_id, (step, values, files, timestamp) in ray.get(self._inbox.take.remote(), timeout=timeout):
                 self._ready.append((trial_id, step, values, self._write_files(trial_id, files), timestamp))
 
     def _pull_until_stopped(self) -> None:
         while not self._stop.wait(SEND_INTERVAL * 2):
             try:
-                self._pull()
-            except Exception as exc:  # the inbox died with its node: in-trial values stop, tuning goes on
-                logger.warning("trackbridge: in-trial logging stopped: %s: %s", type(exc).__name__, exc)
-                return
+                self._pull(timeout=30.0)
+            except Exception as exc:
+                if type(exc).__name__ in ("RayActorError", "ActorDiedError", "ActorUnavailableError"):
+                    # the inbox died with its node: in-trial values stop, tuning goes on
+                    logger.warning("trackbridge: in-trial logging stopped: %s: %s", type(exc).__name__, exc)
+                    return
+                logger.warning("trackbridge: taking in-trial values failed (retrying): %s: %s", type(exc).__name__, exc)
 
     def _write_files(self, trial_id: str, files: list[tuple[str, bytes]]) -> list[LoggedFile]:
         if not files:
@@ -152,14 +155,18 @@ class InboxCollector:
         if self._inbox is None:
             return True
         deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(0.1, deadline - time.monotonic())
+
         try:
-            token = ray.get(self._inbox.request_flush.remote(trial_id))
+            token = ray.get(self._inbox.request_flush.remote(trial_id), timeout=left())
             done = False
             while not done and time.monotonic() < deadline:
-                done = ray.get(self._inbox.flushed.remote(trial_id, token))
+                done = ray.get(self._inbox.flushed.remote(trial_id, token), timeout=left())
                 if not done:
                     time.sleep(SEND_INTERVAL / 2)
-            self._pull()
+            self._pull(timeout=left())
         except Exception as exc:  # the inbox is gone (its node died): never an error in Tune's loop
             logger.warning("trackbridge: in-trial values of trial %s: %s: %s", trial_id, type(exc).__name__, exc)
             return False

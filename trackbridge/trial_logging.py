@@ -93,28 +93,35 @@ class _Sender:
             ended = not self._owner.is_alive()
             try:
                 token = self._send(ended)
-                if token is not None:  # the trial ended on the driver: send what is left, and say so
+                if token is not None:  # the trial ended on the driver: send what is left, say so, and stop
                     self._ack = token
-                    self._send(False)
-            except Exception as exc:  # the driver is gone: nothing will listen again
+                    self._send(True)
+                    ended = True
+            except Exception as exc:  # the driver is gone, or a value Ray cannot serialise: stop sending
                 _warn_once("sender", f"in-trial values of trial {self.trial_id} can no longer be sent: {exc}")
                 self.ended = True
                 return
             if ended:
                 self.ended = True
                 return
-            time.sleep(SEND_INTERVAL)
+            self._owner.join(SEND_INTERVAL)  # wakes at once when the owner ends: its last values go right away
 
 
 _senders: dict[str, _Sender] = {}
 _senders_lock = threading.Lock()
+#: When no inbox was found, the next lookup waits this long (a call must stay cheap with nobody listening).
+_NO_INBOX_RETRY = 10.0
+_no_inbox_until = 0.0
 
 
 def _sender(trial_id: str) -> _Sender | None:
     with _senders_lock:
+        global _no_inbox_until
         sender = _senders.get(trial_id)
         if sender is not None and not sender.ended:
             return sender
+        if time.monotonic() < _no_inbox_until:
+            return None
         try:
             import ray
 
@@ -122,6 +129,7 @@ def _sender(trial_id: str) -> _Sender | None:
 
             inbox = ray.get_actor(inbox_name())
         except Exception:
+            _no_inbox_until = time.monotonic() + _NO_INBOX_RETRY
             _warn_once("no-inbox", "trackbridge.log: no TrackBridgeCallback is listening; values are not logged")
             return None
         sender = _senders[trial_id] = _Sender(trial_id, inbox, threading.current_thread())
