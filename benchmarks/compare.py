@@ -712,18 +712,14 @@ def write_compare(result: dict[str, Any], args: argparse.Namespace, info: dict[s
                         r.error or "",
                     ]
                 )
+    return _write_json(stem, info, args, rows, bridge=bridge)
+
+
+def _write_json(stem: str, info: dict[str, Any], args: argparse.Namespace, rows: Any, **extra: Any) -> str:
+    """The raw result file beside the tables: machine, arguments, every run; returns the table's path."""
     with open(stem + ".json", "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                "machine": info,
-                "args": args.argv,
-                "bridge": bridge,
-                "runs": [r.__dict__ for row in rows for r in row.runs],
-            },
-            f,
-            indent=1,
-            default=str,
-        )
+        runs = [r.__dict__ for row in rows for r in row.runs]
+        json.dump({"machine": info, "args": args.argv, **extra, "runs": runs}, f, indent=1, default=str)
     print(f"\nwritten: {stem}.md, .csv, .json")
     return stem + ".md"
 
@@ -910,20 +906,7 @@ def write_in_trial(result: dict[str, Any], args: argparse.Namespace, info: dict[
                     "error": r.error or "",
                 }
                 w.writerow([values[k] for k in fields])
-    with open(stem + ".json", "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                "machine": info,
-                "args": args.argv,
-                "baseline": IN_TRIAL_BASELINE,
-                "runs": [r.__dict__ for row in rows for r in row.runs],
-            },
-            f,
-            indent=1,
-            default=str,
-        )
-    print(f"\nwritten: {stem}.md, .csv, .json")
-    return stem + ".md"
+    return _write_json(stem, info, args, rows, baseline=IN_TRIAL_BASELINE)
 
 
 # ============================================================================================ sweep
