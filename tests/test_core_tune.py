@@ -204,10 +204,21 @@ def pbt_trainable(config):
         tune.report({"score": config["lr"] * step}, checkpoint=step_checkpoint(step))
 
 
-def test_pbt_paused_and_exploited_trials_continue_their_runs(ray_session, workdir):
+class TuneResultCounter(tune.Callback):
+    """What Tune itself reported, per trial: (training_iteration, score) in order."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, list[tuple[int, float]]] = {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.results.setdefault(trial.trial_id, []).append((result["training_iteration"], result["score"]))
+
+
+def test_pbt_exploits_deliver_every_result_tune_reports_and_mark_the_branch(ray_session, workdir):
     from ray.tune.schedulers import PopulationBasedTraining
 
     rec = RecordingPlugin()
+    tune_results = TuneResultCounter()
     pbt = PopulationBasedTraining(
         time_attr="training_iteration",
         perturbation_interval=4,
@@ -216,28 +227,33 @@ def test_pbt_paused_and_exploited_trials_continue_their_runs(ray_session, workdi
         quantile_fraction=0.5,
         resample_probability=1.0,
     )
+    callback = TrackBridgeCallback(plugins=[rec])
     tune.Tuner(
         pbt_trainable,
         param_space={"lr": tune.grid_search([0.001, 0.01, 0.1, 1.0])},
         tune_config=tune.TuneConfig(scheduler=pbt, metric="score", mode="max"),
-        run_config=tune.RunConfig(
-            name="core_pbt", storage_path=str(workdir), callbacks=[TrackBridgeCallback(plugins=[rec])]
-        ),
+        run_config=tune.RunConfig(name="core_pbt", storage_path=str(workdir), callbacks=[callback, tune_results]),
     ).fit()
     per_trial = rec.by_trial()
     assert len(per_trial) == 4
-    updates = 0
+    exploits = 0
     for tid, events in per_trial.items():
-        steps = [e[2] for e in events if e[0] == "result"]
-        assert steps == list(range(1, 13)), (tid, steps)  # every step once, even across pauses and exploits
+        delivered = [(e[2], e[3]["score"]) for e in events if e[0] == "result"]
+        # every result Tune reported, once, in order: after an exploit the step goes back to the donor's + 1
+        assert delivered == tune_results.results[tid]
         assert sum(e[0] == "complete" for e in events) == 1 and events[-1][0] == "complete"
         starts = [e for e in events if e[0] == "trial_start"]
         assert starts[0][2] is False and all(s[2] is True for s in starts[1:])
-        for e in events:
+        for i, e in enumerate(events):
             if e[0] == "config_update":
-                updates += 1
-                assert set(e[3]) == {"lr"}
-    assert updates >= 1  # PBT exploited at least one trial into a new config
+                exploits += 1
+                assert set(e[3]) <= {"lr"}
+                later = [x[2] for x in events[i:] if x[0] == "result"]
+                if later:  # the exploit point: the step the trial continues from (the donor's checkpoint)
+                    assert later[0] == e[2] + 1, (tid, e, later[:3])
+    assert exploits >= 1  # PBT exploited at least one trial into a new config
+    assert callback.report["skipped_replayed_results"] == 0
+    assert sum(len(r) for r in tune_results.results.values()) > 4 * 12  # steps went back: more than 48
 
 
 def test_the_same_callback_in_two_fits_tracks_two_experiments(ray_session, workdir):
@@ -324,4 +340,6 @@ def test_state_saved_by_tune_carries_last_step_and_config_into_a_restored_callba
     ]
     assert [e for e in events if e[0] == "config_update"][0][3] == {"lr": 0.05}
     assert [e[2] for e in events if e[0] == "result"] == [4]
-    assert restored.report["skipped_replayed_results"] == 1
+    # no journal here (no experiment directory): the step Tune's state carried is the plugin's floor
+    [row] = restored.report["plugins"]
+    assert row["skipped_replays"] == 1

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from trackbridge import hookimpl
-from trackbridge.delivery import Dispatcher, HookEmitter
+from trackbridge.delivery import Dispatcher
+from trackbridge.emitter import HookEmitter
 from trackbridge.events import ExperimentInfo, TrialInfo, TrialStatus
 from trackbridge.loading import resolve
 from trackbridge.testing import RecordingPlugin, drive, scripted_trial

@@ -246,7 +246,7 @@ def test_config_changes_become_metrics_and_tags_not_param_errors(shared_db):
     assert run.info.status == "FINISHED"
 
 
-def test_a_fresh_process_reopens_the_run_skips_logged_steps_and_treats_a_new_config_as_a_change(shared_db):
+def test_a_fresh_process_reopens_the_run_and_treats_a_new_config_as_a_change(shared_db):
     experiment = ExperimentInfo(name="reopen")
     trial = TrialInfo("r1", "trial_r1", "reopen", config={"lr": 0.1, "opt": "sgd"})
     first = MlflowPlugin(tracking_uri=shared_db)
@@ -262,20 +262,17 @@ def test_a_fresh_process_reopens_the_run_skips_logged_steps_and_treats_a_new_con
     [run] = _runs(client, "reopen").values()
     assert run.info.status == "KILLED" and run.data.tags["trackbridge.status"] == "unfinished"
 
-    # Tuner.restore: a new plugin (unpickled: no state), told that the experiment and the trial resume.
-    # The core only knows step 2 was delivered (its last experiment checkpoint), so step 3 comes again;
-    # the trial also comes back with a changed config.
+    # Tuner.restore: a new plugin (unpickled: no state), told that the experiment and the trial resume. The
+    # core's delivery journal says step 3 is in the run, so it sends last_step=3 and never step 3 again (the
+    # plugin itself drops nothing); the trial also comes back with a changed config.
     second = pickle.loads(pickle.dumps(first))
     restored = ExperimentInfo(name="reopen", resumed=True)
     changed = TrialInfo("r1", "trial_r1", "reopen", config={"lr": 0.2, "opt": "adam"})
     second.trackbridge_setup()
     second.trackbridge_experiment_start(experiment=restored)
-    second.trackbridge_trial_start(trial=changed, resumed=True, last_step=2)
+    second.trackbridge_trial_start(trial=changed, resumed=True, last_step=3)
     assert client.get_run(run.info.run_id).info.status == "RUNNING"
-    for step in (3, 4):
-        second.trackbridge_trial_result(
-            trial=changed, step=step, metrics={"loss": 10.0 * step}, timestamp=2000.0 + step
-        )
+    second.trackbridge_trial_result(trial=changed, step=4, metrics={"loss": 40.0}, timestamp=2004.0)
     second.trackbridge_flush()
     second.trackbridge_trial_complete(trial=changed, status=TrialStatus.COMPLETED, error=None)
     second.trackbridge_experiment_end(experiment=restored)
@@ -283,10 +280,43 @@ def test_a_fresh_process_reopens_the_run_skips_logged_steps_and_treats_a_new_con
     [again] = _runs(client, "reopen").values()
     assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
     history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "loss")}
-    assert history == {1: 1.0, 2: 2.0, 3: 3.0, 4: 40.0}  # step 3 not written twice
-    assert second.skipped_replays == 1
+    assert history == {1: 1.0, 2: 2.0, 3: 3.0, 4: 40.0}
     assert again.data.params == {"lr": "0.1", "opt": "sgd"}
     assert again.data.metrics["config/lr"] == 0.2 and again.data.tags["config/opt"] == "adam"
+
+
+def test_a_pbt_exploit_is_marked_and_the_steps_after_it_come_again(shared_db):
+    """A branch: the trial continues from a donor checkpoint at step 2 after it had reached step 4. Its new
+    results 3, 4, 5 are logged at their steps again (MLflow keeps both values of 3 and 4), the exploit is the
+    metric trackbridge/exploit = 1 at step 2, and the new lr the metric config/lr from step 3 on."""
+    plugin = MlflowPlugin(tracking_uri=shared_db)
+    experiment = ExperimentInfo(name="exploit")
+    trial = TrialInfo("x1", "trial_x1", "exploit", config={"lr": 0.1})
+    plugin.trackbridge_setup()
+    plugin.trackbridge_experiment_start(experiment=experiment)
+    plugin.trackbridge_trial_start(trial=trial, resumed=False, last_step=None)
+    for step in (1, 2, 3, 4):
+        plugin.trackbridge_trial_result(trial=trial, step=step, metrics={"loss": float(step)}, timestamp=1000.0 + step)
+    exploited = TrialInfo("x1", "trial_x1", "exploit", config={"lr": 0.5})
+    plugin.trackbridge_trial_start(trial=exploited, resumed=True, last_step=4)
+    plugin.trackbridge_trial_config_update(trial=exploited, step=2, changes={"lr": 0.5})
+    for step in (3, 4, 5):
+        plugin.trackbridge_trial_result(
+            trial=exploited, step=step, metrics={"loss": 10.0 * step}, timestamp=2000.0 + step
+        )
+    plugin.trackbridge_flush()
+    plugin.trackbridge_trial_complete(trial=exploited, status=TrialStatus.COMPLETED, error=None)
+    plugin.trackbridge_experiment_end(experiment=experiment)
+
+    client = _client(shared_db)
+    [run] = _runs(client, "exploit").values()
+    loss = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss"))
+    assert loss == [(1, 1.0), (2, 2.0), (3, 3.0), (3, 30.0), (4, 4.0), (4, 40.0), (5, 50.0)]
+    marks = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "trackbridge/exploit")]
+    assert marks == [(2, 1.0)]
+    lr = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "config/lr"))
+    assert lr == [(0, 0.1), (3, 0.5)]  # the new value from the first step that uses it, not after step 4
+    assert run.data.params == {"lr": "0.1"}
 
 
 def test_a_failing_batch_keeps_other_runs_data_and_is_dropped_after_bounded_retries(shared_db):

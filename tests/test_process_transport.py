@@ -8,7 +8,8 @@ import threading
 import time
 
 from trackbridge import TrialInfo, hookimpl
-from trackbridge.delivery import Dispatcher, HookEmitter
+from trackbridge.delivery import Dispatcher
+from trackbridge.emitter import HookEmitter
 from trackbridge.loading import resolve
 from trackbridge.process_transport import transport_for
 from trackbridge.transport import DeliveryOptions

@@ -351,6 +351,37 @@ def test_purge_step_hides_what_a_crashed_attempt_wrote_past_the_restored_step(tm
     assert series == [(s, float(s)) for s in range(1, 7)] + [(s, 100.0 + s) for s in range(7, 13)]
 
 
+def test_steps_that_go_back_after_an_exploit_are_written_again_and_the_exploit_is_marked(tmp_path):
+    """After a PBT exploit from a donor checkpoint at step 2 the trial's steps 3, 4 come again: written at their
+    steps (TensorBoard's Python reader keeps both in file order), and the exploit point at step 2 is the scalar
+    trackbridge/exploit = 1 plus a text naming the changed keys; an exploit that kept the config says so."""
+    trial = TrialInfo(trial_id="x1", trial_name="x1", experiment_name="e", config={"lr": 0.1})
+    experiment = ExperimentInfo(name="e")
+    plugin = TensorBoardPlugin(logdir=str(tmp_path), prefix="tune")
+    plugin.trackbridge_setup()
+    plugin.trackbridge_experiment_start(experiment)
+    plugin.trackbridge_trial_start(trial, resumed=False, last_step=None)
+    for step in (1, 2, 3, 4):
+        plugin.trackbridge_trial_result(trial, step, {"loss": float(step)}, time.time())
+    exploited = TrialInfo(trial_id="x1", trial_name="x1", experiment_name="e", config={"lr": 0.5})
+    plugin.trackbridge_trial_start(exploited, resumed=True, last_step=4)
+    plugin.trackbridge_trial_config_update(exploited, 2, {"lr": 0.5})
+    for step in (3, 4, 5):
+        plugin.trackbridge_trial_result(exploited, step, {"loss": 10.0 * step}, time.time())
+    plugin.trackbridge_trial_start(exploited, resumed=True, last_step=5)
+    plugin.trackbridge_trial_config_update(exploited, 5, {})
+    plugin.trackbridge_trial_complete(exploited, TrialStatus.COMPLETED, None)
+    plugin.trackbridge_experiment_end(experiment)
+
+    acc = load_run(tmp_path / "x1")
+    assert scalar_series(acc, "tune/loss") == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (3, 30.0), (4, 40.0), (5, 50.0)]
+    assert scalar_series(acc, "trackbridge/exploit") == [(2, 1.0), (5, 1.0)]  # not under the metrics' prefix
+    [(at, changed), (again, unchanged)] = texts(acc, "trackbridge/exploit_config")
+    assert at == 2 and changed.startswith("continues from step 2") and "`lr`" in changed and "0.5" in changed
+    assert again == 5 and unchanged == "continues from step 5; config unchanged"
+    assert texts(acc, "trial_status") == [(5, "completed")]
+
+
 # --------------------------------------------------------------------------------------------- live flush
 def waiting_trainable(config):
     for i in range(1, 4):

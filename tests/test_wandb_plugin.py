@@ -449,7 +449,9 @@ def test_config_updates_are_logged_only_with_log_config(tmp_path):
         plugin.trackbridge_experiment_end(experiment=ExperimentInfo(name="direct"))
         [run] = read_runs(str(tmp_path / str(log_config) / "wb"))  # a paused/resumed trial stays one run
         assert run.config == {"lr": 0.5 if log_config else 0.1}
-        assert [r["_step"] for r in run.history] == [1, 2] and run.tags == ["t"]
+        # the exploit point is a row of its own either way, at training_iteration 1 (the step it continues from)
+        rows = [(r["_step"], r["training_iteration"], r.get("loss"), r.get("trackbridge/exploit")) for r in run.history]
+        assert rows == [(1, 1, 1.0, None), (2, 1, None, 1), (3, 2, 0.5, None)] and run.tags == ["t"]
 
 
 @pytest.mark.parametrize("text", ["history", "summary", "html", "skip"])
@@ -506,15 +508,33 @@ def test_checkpoint_on_another_filesystem_and_a_vanished_one(tmp_path):
     assert json.loads(artifact.metadata)["loss"] == "inf"
 
 
-def test_replayed_steps_are_not_logged_twice(tmp_path):
+def test_steps_that_go_back_after_an_exploit_are_new_rows(tmp_path):
+    """The plugin drops nothing (the core never sends a replay): after a PBT exploit from a checkpoint at step 1
+    the steps 2 and 3 come again under the new config; each result is a new row at its training_iteration,
+    and W&B's own _step keeps rising."""
     plugin = _plugin(tmp_path)
-    trial = _trial()
+    trial = _trial(config={"lr": 0.1})
     plugin.trackbridge_trial_start(trial=trial, resumed=False, last_step=None)
-    for step in (1, 2, 2, 1, 3):
+    for step in (1, 2, 3):
         plugin.trackbridge_trial_result(trial=trial, step=step, metrics={"v": float(step)})
-    plugin.trackbridge_trial_complete(trial=trial, status=TrialStatus.COMPLETED, error=None)
+    exploited = _trial(config={"lr": 0.5})
+    plugin.trackbridge_trial_start(trial=exploited, resumed=True, last_step=3)
+    plugin.trackbridge_trial_config_update(trial=exploited, step=1, changes={"lr": 0.5})
+    for step in (2, 3, 4):
+        plugin.trackbridge_trial_result(trial=exploited, step=step, metrics={"v": 10.0 * step})
+    plugin.trackbridge_trial_complete(trial=exploited, status=TrialStatus.COMPLETED, error=None)
     [run] = read_runs(str(tmp_path / "wb"))
-    assert [(r["_step"], r["v"]) for r in run.history] == [(1, 1.0), (2, 2.0), (3, 3.0)]
+    rows = [(r["_step"], r["training_iteration"], r.get("v"), r.get("trackbridge/exploit")) for r in run.history]
+    assert rows == [
+        (1, 1, 1.0, None),
+        (2, 2, 2.0, None),
+        (3, 3, 3.0, None),
+        (4, 1, None, 1),  # the exploit point: it continues from step 1
+        (5, 2, 20.0, None),
+        (6, 3, 30.0, None),
+        (7, 4, 40.0, None),
+    ]
+    assert ("*", "training_iteration") in run.metrics  # trackbridge/exploit is charted over training_iteration too
 
 
 def test_wandb_is_not_imported_when_the_callback_is_built():
@@ -685,7 +705,7 @@ class _ResumedRun:
         (10, {"training_iteration": 3}, 5, 5, 9),  # the core knows more results than W&B
     ],
 )
-def test_a_resumed_online_run_continues_its_row_counter_and_skips_only_results_it_has(
+def test_a_resumed_online_run_continues_its_row_counter(
     starting_step, summary, last_step, expected_last_result, expected_row
 ):
     from trackbridge.values import WarnOnce

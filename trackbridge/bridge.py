@@ -13,8 +13,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from trackbridge import exit_drain, loading
-from trackbridge.delivery import Dispatcher, HookEmitter
+from trackbridge import exit_drain, loading, termination
+from trackbridge.checkpoint_pins import CheckpointPins
+from trackbridge.delivery import Dispatcher
+from trackbridge.emitter import HookEmitter
 from trackbridge.errors import TrackerFailure
 from trackbridge.process_transport import transport_for
 from trackbridge.report import write_report
@@ -38,6 +40,8 @@ class Bridge:
     def reset(self) -> None:
         """Forget the current run (a second ``fit()`` with the same adapter starts from a clean slate)."""
         self._dispatcher: Dispatcher | None = None
+        #: Local checkpoints hard-linked when reported, until every plugin taking checkpoints has passed them.
+        self._pins: CheckpointPins | None = None
         self.machine: TrialStateMachine | None = None
         self.report: dict[str, Any] | None = None
         self._inbox: InboxCollector | None = None
@@ -93,12 +97,15 @@ class Bridge:
                 self.plugins(), self.settings.delivery, transport_for=transport_for(self.settings.isolate)
             )
             dispatcher.start()
-            emit = HookEmitter(dispatcher.submit)
+            self._pins = CheckpointPins.for_plugins(self.plugins())
+            emit = HookEmitter(self._pins.sink(dispatcher.submit))
             emit.setup()
             self._dispatcher, self.machine = dispatcher, TrialStateMachine(emit)
             if restored is not None:
                 self.machine.restore(restored)
             exit_drain.register(self)
+            drain = self.settings.drain_timeout
+            termination.install(exit_drain.close_all, None if drain is None else drain + 30.0)
         return self.machine
 
     # ------------------------------------------------------------------ values logged inside trials
@@ -167,7 +174,11 @@ class Bridge:
         machine.end_experiment()
         started = time.monotonic()
         finished = dispatcher.close(self.settings.drain_timeout)
+        if self._pins is not None:  # the pins a stuck plugin still holds
+            self._pins.close()
         exit_drain.unregister(self)
+        if not exit_drain.live():
+            termination.uninstall()
         self.report = write_report(
             experiment=machine.experiment,
             stats=dispatcher.stats(),
@@ -175,5 +186,6 @@ class Bridge:
             drain_seconds=time.monotonic() - started,
             skipped_replays=machine.skipped_replays,
             late_trial_logs=machine.late_logs,
+            unpinned_checkpoints=self._pins.unpinned if self._pins is not None else 0,
         )
         return self.report

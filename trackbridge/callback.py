@@ -26,6 +26,7 @@ from trackbridge.tune_translate import (
     remote_filesystem,
     result_metrics,
     result_step,
+    starting_checkpoint,
     trial_info,
 )
 
@@ -149,7 +150,7 @@ class TrackBridgeCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._bridge.check_fail_fast()
         machine = self._machine_for(trial)
-        machine.start(self._info(trial, machine))
+        machine.start(self._info(trial, machine), checkpoint_path=starting_checkpoint(trial))
         self._bridge.deliver_trial_logs()
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:

@@ -1,11 +1,11 @@
-"""How hook calls get from the core to every plugin: typed emission, fan-out, one queue and thread per plugin.
+"""How hook calls get from the core to every plugin: fan-out, one queue and thread per plugin (the calls are
+built by ``emitter.HookEmitter``).
 
-- ``HookEmitter``: the one typed way to emit each hook (a method per hook of the specification); it builds
-  the ``HookCall`` and hands it to a sink.
 - ``Dispatcher``: the sink of a run: fans each call out to every plugin's worker, drains them all at the end.
 - ``PluginWorker``: one plugin's bounded queue and worker thread. Tune's thread only calls ``submit``, an
-  O(1) enqueue that blocks only while the queue is full (backpressure), up to ``stuck_timeout``, after
-  which the plugin is declared stuck and disabled. The worker thread hands the queued calls to the
+  O(1) enqueue that blocks only while the queue is full (backpressure). A plugin whose queue stays full, or
+  whose current call runs, for ``stuck_timeout`` is declared stuck and disabled (the watchdog, checked by
+  ``submit`` and by the drain), and never waited for again. The worker thread hands the queued calls to the
   plugin's ``Transport``: ``thread_transport`` calls the hooks right there (the default),
   ``process_transport`` sends them to the plugin's own process (``isolate=``).
 """
@@ -16,91 +16,23 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from trackbridge.events import CheckpointInfo, ExperimentInfo, LoggedFile, TrialInfo, TrialStatus
+from trackbridge import checkpoint_pins
+from trackbridge.journal import JOURNAL_HOOKS
 from trackbridge.ledger import DeliveryLedger, FirstError, PluginStats
 from trackbridge.loading import LoadedPlugin
 from trackbridge.thread_transport import ThreadTransport
 from trackbridge.transport import (
-    EXPERIMENT_END,
-    EXPERIMENT_START,
-    SETUP,
-    TRIAL_CHECKPOINT,
-    TRIAL_COMPLETE,
-    TRIAL_CONFIG_UPDATE,
-    TRIAL_LOG,
-    TRIAL_RESULT,
-    TRIAL_START,
     DeliveryOptions,
     HookCall,
     Transport,
 )
 
-Sink = Callable[[HookCall], None]
-
-
-class HookEmitter:
-    """One method per hook; each builds the ``HookCall`` and hands it to ``sink`` (a dispatcher's ``submit``,
-    or a list's ``append`` for a script that is played later)."""
-
-    def __init__(self, sink: Sink) -> None:
-        self._sink = sink
-
-    def setup(self) -> None:
-        self._sink(HookCall(SETUP, {}))
-
-    def experiment_start(self, experiment: ExperimentInfo) -> None:
-        self._sink(HookCall(EXPERIMENT_START, {"experiment": experiment}))
-
-    def trial_start(self, trial: TrialInfo, resumed: bool, last_step: int | None) -> None:
-        self._sink(HookCall(TRIAL_START, {"trial": trial, "resumed": resumed, "last_step": last_step}, trial.trial_id))
-
-    def trial_config_update(self, trial: TrialInfo, step: int | None, changes: Mapping[str, Any]) -> None:
-        kwargs = {"trial": trial, "step": step, "changes": dict(changes)}
-        self._sink(HookCall(TRIAL_CONFIG_UPDATE, kwargs, trial.trial_id))
-
-    def trial_result(
-        self, trial: TrialInfo, step: int, metrics: Mapping[str, Any], timestamp: float | None = None
-    ) -> None:
-        kwargs = {
-            "trial": trial,
-            "step": step,
-            "metrics": metrics,
-            "timestamp": time.time() if timestamp is None else timestamp,
-        }
-        self._sink(HookCall(TRIAL_RESULT, kwargs, trial.trial_id))
-
-    def trial_checkpoint(self, trial: TrialInfo, checkpoint: CheckpointInfo) -> None:
-        self._sink(HookCall(TRIAL_CHECKPOINT, {"trial": trial, "checkpoint": checkpoint}, trial.trial_id))
-
-    def trial_log(
-        self,
-        trial: TrialInfo,
-        step: int,
-        values: Mapping[str, Any],
-        files: Sequence[LoggedFile] = (),
-        timestamp: float | None = None,
-    ) -> None:
-        kwargs = {
-            "trial": trial,
-            "step": step,
-            "values": values,
-            "files": tuple(files),
-            "timestamp": time.time() if timestamp is None else timestamp,
-        }
-        self._sink(HookCall(TRIAL_LOG, kwargs, trial.trial_id))
-
-    def trial_complete(self, trial: TrialInfo, status: TrialStatus, error: str | None) -> None:
-        self._sink(HookCall(TRIAL_COMPLETE, {"trial": trial, "status": status, "error": error}, trial.trial_id))
-
-    def experiment_end(self, experiment: ExperimentInfo) -> None:
-        self._sink(HookCall(EXPERIMENT_END, {"experiment": experiment}))
-
-
 logger = logging.getLogger("trackbridge")
+#: How often the drain looks at the watchdog while it waits (seconds).
+_WATCH_EVERY = 0.25
 
 
 @dataclass(frozen=True)
@@ -125,6 +57,8 @@ class PluginWorker:
         self._finished = False
         #: Calls taken off the queue that the transport is delivering right now.
         self._in_hand = 0
+        #: The transport calls the hooks on this thread (a process transport's child worker does it there).
+        self._in_thread = isinstance(transport, ThreadTransport)
 
     # ----------------------------------------------------------------- the emitting side (Tune's thread)
     def start(self) -> None:
@@ -132,22 +66,34 @@ class PluginWorker:
         self._thread.start()
 
     def submit(self, call: HookCall) -> None:
-        """Enqueue one call (if the plugin implements its hook); blocks while the queue is full."""
-        if call.hook not in self.plugin.hooks:
+        """Enqueue one call (if the plugin implements its hook); blocks while the queue is full, never past
+        ``stuck_timeout``. A stuck or disabled plugin's calls are counted as dropped."""
+        if call.hook not in self.plugin.hooks and call.hook not in JOURNAL_HOOKS:
             return
-        if self.ledger.disabled:
-            self.ledger.dropped(1)
+        if self.ledger.disabled or self._watch():
+            self._drop([call])
             return
         try:
             self._queue.put(call, block=True, timeout=self._options.stuck_timeout)
         except queue.Full:
-            self.ledger.disable(
-                f"stuck: its queue stayed full for {self._options.stuck_timeout:.0f}s "
-                "(a tracker call that never returns?)"
+            self.ledger.declare_stuck(
+                f"stuck: its queue stayed full for {self._options.stuck_timeout:g}s (a tracker call that never returns?)"
             )
-            self.ledger.dropped(1 + self._drain_pending())
+            self._drop([call])
+            self._drop_pending()
             return
         self.ledger.queue_depth(self._queue.qsize())
+
+    def _watch(self) -> bool:
+        """The watchdog: True, and the plugin declared stuck (what it has queued dropped), once the call it is
+        in has run longer than ``stuck_timeout``."""
+        reason = self.ledger.overdue_call(self._options.stuck_timeout)
+        if reason is None:
+            return False
+        if not self.ledger.stuck:
+            self.ledger.declare_stuck(reason)
+            self._drop_pending()
+        return True
 
     def close(self, timeout: float | None) -> bool:
         """Deliver what is queued, finish the transport, stop the thread. False if that did not happen
@@ -159,34 +105,52 @@ class PluginWorker:
                 self._transport.abort()
             return self._finished
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._watch()  # a stuck plugin's queue is emptied: the stop item fits
         try:
             self._queue.put(_Stop(deadline), timeout=timeout)
         except queue.Full:
             self.ledger.disable("drain timed out with a full queue")
-            self.ledger.dropped(self._drain_pending())
+            self._drop_pending()
             self._transport.abort()
             return False
-        # The transport finishes by the deadline; a grace period lets it report how far it got.
-        left = None if deadline is None else max(0.0, deadline - time.monotonic()) + self._transport.finish_grace
-        self._thread.join(left)
+        # The transport finishes by the deadline; a grace period lets it report how far it got. A call running
+        # past stuck_timeout ends the wait early: the plugin is stuck, its thread (a daemon) is left behind.
+        end = None if deadline is None else deadline + self._transport.finish_grace
+        while self._thread.is_alive() and not self._watch():
+            left = _WATCH_EVERY if end is None else min(_WATCH_EVERY, end - time.monotonic())
+            if left <= 0:
+                break
+            self._thread.join(left)
         if self._thread.is_alive():
-            # the calls still queued, and those in the transport's hands (they may yet arrive: not confirmed)
-            pending = self._drain_pending() + self._in_hand
-            self.ledger.dropped(pending)
-            self.ledger.disable(f"did not finish within the drain timeout ({timeout}s); {pending} events undelivered")
+            # the calls still queued, and those in the transport's hands (they may yet arrive: not confirmed;
+            # the ledger ignores what the thread reports from now on, so nothing is counted twice)
+            call = self.ledger.running_call()
+            in_hand = self._in_hand if self.ledger.abandon() or not self._in_thread else 0
+            self.ledger.dropped(in_hand)
+            reason = f"did not finish within the drain timeout ({timeout}s); {self._drop_pending() + in_hand} events undelivered"
+            if call is not None and (timeout is None or call[1] >= timeout):  # in one call through the whole drain
+                self.ledger.declare_stuck(f"stuck: a call to {call[0]} has run for {call[1]:.0f}s and {reason}")
+            else:
+                self.ledger.disable(reason)
             self._transport.abort()
             return False
         return self._finished
 
-    def _drain_pending(self) -> int:
-        count = 0
+    def _drop(self, calls: Sequence[HookCall]) -> int:
+        """Count ``calls`` as dropped; this plugin no longer holds their checkpoints' pins."""
+        self.ledger.dropped(len(calls))
+        checkpoint_pins.release(calls, self.plugin.name)
+        return len(calls)
+
+    def _drop_pending(self) -> int:
+        calls: list[HookCall] = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return count
+                return self._drop(calls)
             if isinstance(item, HookCall):
-                count += 1
+                calls.append(item)
 
     # ----------------------------------------------------------------- the delivering side (the worker thread)
     def _take_batch(self, first: HookCall | _Stop) -> list[HookCall | _Stop]:
@@ -204,11 +168,11 @@ class PluginWorker:
         except Exception as exc:  # a transport bug must never leave Tune blocked on a full queue
             logger.exception("trackbridge: the delivery thread of plugin %r crashed", self.plugin.name)
             self.ledger.disable(f"its delivery thread crashed: {type(exc).__name__}: {exc}")
-            self.ledger.dropped(self._drain_pending())
+            self._drop_pending()
             self._transport.abort()
 
     def _deliver_until_stopped(self) -> None:
-        while True:
+        while not (self.ledger.stuck and self._in_thread):  # a stuck call that returned: nobody waits any more
             due = self._transport.flush_due()
             timeout = None if due is None else max(0.0, due - time.monotonic())
             try:
@@ -220,11 +184,13 @@ class PluginWorker:
             calls = [item for item in batch if isinstance(item, HookCall)]
             if calls:
                 if self.ledger.disabled:
-                    self.ledger.dropped(len(calls))
+                    self._drop(calls)
                 else:
                     self._in_hand = len(calls)
                     self._transport.deliver(calls)
                     self._in_hand = 0
+                    if self._in_thread:
+                        checkpoint_pins.release(calls, self.plugin.name)
             last = batch[-1]
             if isinstance(last, _Stop):
                 self._finished = self._transport.finish(last.deadline)
@@ -286,10 +252,13 @@ class Dispatcher:
             results[worker.plugin.name] = worker.close(timeout)
 
         closers = [threading.Thread(target=close_one, args=(w,), daemon=True) for w in self.workers]
-        for closer in closers:
-            closer.start()
+        for closer, worker in zip(closers, self.workers, strict=True):
+            try:
+                closer.start()
+            except RuntimeError:  # no new threads in an exit hook (Python 3.12.0, 3.12.1): one after the other
+                close_one(worker)
         deadline = None if timeout is None else time.monotonic() + timeout + 5.0
-        for closer in closers:
+        for closer in (c for c in closers if c.ident is not None):
             closer.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return {w.plugin.name: results.get(w.plugin.name, False) for w in self.workers}
 

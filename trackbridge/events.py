@@ -118,6 +118,10 @@ class CheckpointInfo(_Picklable):
     metrics: Mapping[str, Any] = field(default_factory=dict)
     #: A ``pyarrow.fs.FileSystem`` holding ``path``; None means the local file system.
     filesystem: Any = None
+    #: TrackBridge's pin of a local checkpoint: its files hard-linked (or copied) when the event was emitted,
+    #: kept until every plugin taking checkpoints has passed the event (``checkpoint_pins``). None: not pinned.
+    #: Read the files through ``local_copy()``, which uses the pin.
+    pinned_path: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", _frozen(self.metrics))
@@ -133,7 +137,7 @@ class CheckpointInfo(_Picklable):
         Prefer ``local_copy()``, which also cleans up and reports a checkpoint that is gone.
         """
         if self.is_local:
-            return self.path
+            return self._local_files() or self.path
         import pyarrow.fs as pafs
 
         target = os.path.join(scratch_dir, os.path.basename(self.path.rstrip("/")) or "checkpoint")
@@ -147,15 +151,18 @@ class CheckpointInfo(_Picklable):
     def local_copy(self) -> Iterator[str]:
         """``with checkpoint.local_copy() as directory:`` the checkpoint's files in a local directory.
 
-        A local checkpoint is used in place (copy what you need before the block ends: Tune may delete it
-        later); a remote one is downloaded into a temporary directory that is removed after the block.
-        Raises ``CheckpointGone`` when the checkpoint no longer exists (e.g. Tune's
-        ``CheckpointConfig(num_to_keep=...)`` deleted it before the plugin reached it).
+        A local checkpoint is read from TrackBridge's pin (``pinned_path``: taken when Tune reported it, so
+        Tune's ``CheckpointConfig(num_to_keep=...)`` deleting it meanwhile does not matter), else in place;
+        read only (a pin's files are hard links of Tune's), and copy what you need before the block ends. A
+        remote one is downloaded into a temporary directory that is removed after the block. Raises
+        ``CheckpointGone`` when the checkpoint no longer exists (a remote one Tune deleted before the plugin
+        reached it, or a local one that could not be pinned).
         """
         if self.is_local:
-            if not os.path.isdir(self.path):
+            directory = self._local_files()
+            if directory is None:
                 raise self._gone()
-            yield self.path
+            yield directory
             return
         import pyarrow.fs as pafs
 
@@ -166,6 +173,12 @@ class CheckpointInfo(_Picklable):
             yield self.local_directory(scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def _local_files(self) -> str | None:
+        for directory in (self.pinned_path, self.path):
+            if directory and os.path.isdir(directory):
+                return directory
+        return None
 
     def _gone(self) -> CheckpointGone:
         return CheckpointGone(

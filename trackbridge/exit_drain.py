@@ -27,6 +27,11 @@ def unregister(obj: Closable) -> None:
     _live.discard(obj)
 
 
+def live() -> bool:
+    """Something is still registered."""
+    return len(_live) > 0
+
+
 def close_all() -> None:
     """Close everything still registered (what the interpreter's exit runs; tests call it too)."""
     for obj in list(_live):

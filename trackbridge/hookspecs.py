@@ -10,8 +10,12 @@ The call sequence, per plugin, for one ``Tuner.fit()``::
     trackbridge_experiment_start(experiment)              once, before any trial event
       for each trial, in this order:
         trackbridge_trial_start(trial, resumed, last_step)
-          trackbridge_trial_config_update(trial, step, changes)   only after a resumed start with a new config
-          trackbridge_trial_result(trial, step, metrics, timestamp)   rising step, never the same step twice
+          trackbridge_trial_config_update(trial, step, changes)   only after a resumed start: a new config, or a
+                                                                  branch (the trial continues from another
+                                                                  trial's checkpoint: a PBT exploit)
+          trackbridge_trial_result(trial, step, metrics, timestamp)   step rising within a branch, never the same
+                                                                      step twice in one; after a branch it may
+                                                                      go back (to the config update's step + 1)
           trackbridge_trial_checkpoint(trial, checkpoint)             after the result of its step
           trackbridge_trial_log(trial, step, values, files, timestamp)   values logged inside the trial
         trackbridge_trial_complete(trial, status, error)  exactly once per trial start sequence
@@ -19,6 +23,16 @@ The call sequence, per plugin, for one ``Tuner.fit()``::
       trackbridge_flush()                                 whenever the plugin's queue runs dry, and before
                                                           every trial_complete and experiment_end
     trackbridge_experiment_end(experiment)                once, last: close everything
+
+Steps and branches: a trial's results are a sequence of *branches*. The first starts with the trial; a new one
+starts with each ``trackbridge_trial_config_update`` that marks a branch, when the trial continues from another
+trial's checkpoint (PBT's exploit: the donor's weights, usually a new config). Within a branch the step rises and
+no step reaches one plugin twice: results a trial re-reports after a retry or a restore from its own checkpoint
+(replays) are dropped by TrackBridge (after ``Tuner.restore``, per plugin, by what that plugin's delivery journal
+says it holds), so a plugin never drops results itself. A new branch continues from the donor checkpoint's step,
+so its steps may repeat steps delivered before: those are new results (another config, another lineage), and a
+plugin stores them again at their step. A plugin need not tell a branch from a plain config change: it stores
+every result it gets at its step.
 
 Threading: every hook of one plugin is called on that plugin's own worker thread (one thread per plugin,
 never Tune's thread), one call at a time, so a plugin needs no locks for its own state. Different plugins run
@@ -78,9 +92,13 @@ def trackbridge_trial_start(trial: TrialInfo, resumed: bool, last_step: int | No
         again: after ``Tuner.restore``, after Tune retried it following a failure, or when a scheduler (PBT,
         HyperBand) resumes it after a pause. A resumed trial must continue its existing run, never open a
         second one.
-    :param last_step: the highest step already delivered for this trial (None if none). Results at or below
-        it are not delivered again; a plugin that can truncate history (TensorBoard's ``purge_step``) may
-        use ``last_step + 1``.
+    :param last_step: the step this plugin already holds for the trial, None if none: in a restored
+        experiment, at the trial's first start, the highest step this plugin durably holds per its delivery
+        journal (what it had flushed before the driver stopped), else the step of the last result delivered
+        for the trial (after a branch that may be lower than steps delivered before it). Results at or below
+        it are replays and are not delivered again, until the trial branches (see
+        ``trackbridge_trial_config_update``). A plugin that can truncate history (TensorBoard's
+        ``purge_step``) may use ``last_step + 1``.
 
     A start may come again without a ``trackbridge_trial_complete`` in between (pause, retry, restore).
     """
@@ -88,11 +106,23 @@ def trackbridge_trial_start(trial: TrialInfo, resumed: bool, last_step: int | No
 
 @hookspec
 def trackbridge_trial_config_update(trial: TrialInfo, step: int | None, changes: Mapping[str, Any]) -> None:
-    """A resumed trial came back with a different config (e.g. PBT exploited another trial).
+    """A resumed trial continues with a different config, or from another trial's checkpoint (a branch).
 
-    Called right after ``trackbridge_trial_start(resumed=True)``. ``trial.config`` is the new config;
-    ``changes`` holds only the flattened keys whose value changed (or appeared), with their new values;
-    ``step`` is the last step delivered before the change.
+    Called right after ``trackbridge_trial_start(resumed=True)``, in two cases:
+
+    - a **branch**: the trial continues from another trial's checkpoint (PBT's exploit). ``step`` is that
+      checkpoint's step (the donor's), which may be lower than steps already delivered for this trial; its
+      next results are ``step + 1``, ``step + 2``, ... again, and they are new results, not replays.
+      ``changes`` may be empty (the exploit kept the config).
+    - the config changed without a branch (e.g. a trial restored with another config): ``step`` is the last
+      step delivered before the change.
+
+    ``trial.config`` is the new config; ``changes`` holds only the flattened keys whose value changed (or
+    appeared), with their new values. ``step`` is the step the trial continues from: the first result under
+    the new config is ``step + 1``; None when nothing had been delivered (and the checkpoint's step is
+    unknown). The first-party plugins mark the point at ``step`` as the number ``trackbridge/exploit`` = 1
+    (an MLflow metric, a W&B history row with ``training_iteration`` = ``step``, a TensorBoard scalar plus
+    the text ``trackbridge/exploit_config`` naming the changed keys).
     """
 
 
@@ -100,7 +130,13 @@ def trackbridge_trial_config_update(trial: TrialInfo, step: int | None, changes:
 def trackbridge_trial_result(trial: TrialInfo, step: int, metrics: Mapping[str, Any], timestamp: float) -> None:
     """One result reported by the trial (``tune.report``).
 
-    :param step: Tune's ``training_iteration``; strictly rising per trial, never delivered twice.
+    :param step: Tune's ``training_iteration``. It rises strictly within a branch, and no step is delivered
+        twice to one plugin within a branch: results a retried or restored trial re-reports at or below what
+        this plugin already holds are dropped (the one exception: a result the plugin accepted but had not
+        flushed when the driver was killed may come again after ``Tuner.restore``). After a
+        ``trackbridge_trial_config_update`` that marks a branch (PBT's exploit) the step may go back, to that
+        update's ``step + 1``: store those results at their step again (MLflow: a second point at the step;
+        TensorBoard: an event at the step; W&B: a new row, W&B's own ``_step`` rising), never drop them.
     :param metrics: the result flattened with ``/`` (``{"eval/loss": 0.3}``), Tune's auto-filled fields
         removed (unless the user asked for them) and the user's ``excludes`` applied. Values are as the
         trainable reported them: numbers, bools, numpy scalars and arrays, lists, strings, None, NaN. Use

@@ -19,6 +19,7 @@ from trackbridge import hookspecs
 from trackbridge.discovery import load_target, require_sdk
 from trackbridge.errors import PluginError
 from trackbridge.markers import PROJECT_NAME
+from trackbridge.plugin_base import TrackerPlugin
 from trackbridge.secrets import without_secrets
 
 #: ``plugins=`` as users give it: names, a dict of names to options, plugin objects, or a mix.
@@ -152,3 +153,38 @@ def picklable_request(plugin: LoadedPlugin) -> Any:
         declared = secret_names() if callable(secret_names) else ()
         return (name, without_secrets(options, declared))
     return request
+
+
+# --------------------------------------------------------------------------------------- isolate=
+@dataclass(frozen=True)
+class ProcessHandoff:
+    """A ``TrackerPlugin`` as its own process (``isolate=``) receives it: its name, class and
+    ``process_state()``, every option included, secrets too. Built in the driver when the process starts and
+    sent over the socket to that process; nothing writes it to a file."""
+
+    name: str
+    cls: type[TrackerPlugin[Any]]
+    state: dict[str, Any] = field(repr=False)
+
+
+def process_request(plugin: LoadedPlugin) -> Any:
+    """What a plugin's own process is sent to build the plugin. A ``TrackerPlugin`` (named or an object) as
+    the driver holds it: a ``ProcessHandoff`` with all its options, secrets included (an object's own
+    pickling would drop them: that rule is for ``tuner.pkl``), and what only the driver knows
+    (``PluginOptions.for_plugin_process``). Any other plugin as its request (a name and the options as given;
+    an object as its own pickling has it)."""
+    obj = plugin.obj
+    if isinstance(obj, TrackerPlugin):
+        return ProcessHandoff(plugin.name, type(obj), obj.process_state())
+    return plugin.request
+
+
+def resolve_in_process(request: Any) -> LoadedPlugin:
+    """The plugin of a plugin process, from what ``process_request`` sent (checked like ``resolve``)."""
+    if not isinstance(request, ProcessHandoff):
+        [plugin] = resolve([request])
+        return plugin
+    obj = request.cls.from_process_state(request.state)
+    require_sdk(obj, request.name)
+    manager, hooks = build_manager(request.name, obj)
+    return LoadedPlugin(name=request.name, obj=obj, manager=manager, hooks=hooks, request=obj)

@@ -11,7 +11,8 @@ option, with its type annotation, its default, and ``option(...)`` metadata::
 
 ``AcmeOptions.parse("acme", {"projcet": "p"})`` then fails with ``unknown option 'projcet' for plugin
 'acme'; did you mean 'project'?``, a wrong type with ``option 'mode' of plugin 'acme' must be a str``,
-and ``without_secrets()`` gives the copy that may be pickled into ``tuner.pkl``.
+``without_secrets()`` gives the copy that may be pickled into ``tuner.pkl``, and ``for_plugin_process()`` the
+whole options a plugin's own process (``isolate=``) is built with.
 
 Supported annotations: ``bool``, ``int``, ``float`` (an int is accepted), ``str``, ``Mapping[...]``/``dict``,
 ``Sequence[...]``/``list``/``tuple`` (a string is refused), ``Any``, and ``X | None``.
@@ -29,7 +30,7 @@ from collections.abc import Sequence as AbcSequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from trackbridge.secrets import is_secret_option, mask_uri, strip_uri_credentials, without_secrets
+from trackbridge.secrets import is_secret_option, masked, strip_secrets
 
 _METADATA_KEY = "trackbridge"
 T = TypeVar("T", bound="PluginOptions")
@@ -134,7 +135,7 @@ class PluginOptions:
             if name in cls.reserved:
                 raise ValueError(f"option {name!r} of plugin {plugin!r} is not allowed: {cls.reserved[name]}")
             if name not in known:
-                raise TypeError(unknown_option_message(plugin, name, sorted(known)))
+                raise TypeError(unknown_option_message(plugin, name, sorted(set(known) - set(cls.reserved))))
             spec = cls.spec(name)
             if spec.convert is not None and value is not None:
                 try:
@@ -163,37 +164,38 @@ class PluginOptions:
 
     def without_secrets(self: T) -> T:
         """The copy that may be pickled (``tuner.pkl``): secrets reset to their defaults (None when an option
-        has none), secret keys of dict options dropped, credentials in URIs stripped."""
+        has none), secret keys of dict options dropped, credentials in URIs stripped (``secrets.strip_secrets``:
+        also inside dicts and lists)."""
         secret = self.secret_names()
         changes: dict[str, Any] = {}
         for name, field in self.fields().items():
             value = getattr(self, name)
             if name in secret:
                 if field.default_factory is not dataclasses.MISSING:
-                    default = field.default_factory()
+                    clean = field.default_factory()
                 else:
-                    default = None if field.default is dataclasses.MISSING else field.default
-                if value != default:
-                    changes[name] = default
-            elif isinstance(value, AbcMapping):
-                clean = without_secrets(value)
-                if clean != dict(value):
-                    changes[name] = clean
-            elif isinstance(value, str) and strip_uri_credentials(value) != value:
-                changes[name] = strip_uri_credentials(value)
+                    clean = None if field.default is dataclasses.MISSING else field.default
+            else:
+                clean = strip_secrets(value)
+            if clean != value:
+                changes[name] = clean
         return dataclasses.replace(self, **changes) if changes else self
 
+    def for_plugin_process(self: T) -> T:
+        """The options a plugin's own process (``isolate=``) is built with, taken in the driver when that
+        process starts. All of them, secrets included: they travel over the socket to that process only,
+        never to disk. A plugin's options may override this to add what only the driver can know (the
+        TensorBoard plugin: whether Tune's own TensorBoard logger is suppressed). Default: these options."""
+        return self
+
     def public(self) -> dict[str, Any]:
-        """The options as a dict fit for logs and reprs: secrets shown as ``***``, URIs masked."""
+        """The options as a dict fit for logs and reprs: secrets shown as ``***``, URIs masked, also inside
+        dict and list options (``secrets.masked``)."""
         secret = self.secret_names()
         out: dict[str, Any] = {}
         for name in self.fields():
             value = getattr(self, name)
-            if name in secret and value is not None:
-                value = "***"
-            elif isinstance(value, str):
-                value = mask_uri(value)
-            out[name] = value
+            out[name] = "***" if name in secret and value is not None else masked(value)
         return out
 
 

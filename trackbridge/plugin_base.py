@@ -7,6 +7,9 @@ What it gives a plugin, so that no plugin writes it again:
 - **One secrets rule for pickling**: Tune pickles the callback, and with it plugin objects, into
   ``tuner.pkl``. Only ``options.without_secrets()`` is pickled; everything else is per-process state,
   created again by ``reset_state()`` after unpickling.
+- **A whole copy for its own process** (``isolate=``): ``process_state()`` is what pickling carries, but
+  with every option, secrets included (``options.for_plugin_process()``); the plugin's process receives it
+  over a socket, never through a file, and rebuilds the plugin with ``from_process_state()``.
 - **A logger and a warn-once counter** named after the plugin (``self.log``, ``self.warn``).
 - **Hints for tools**: ``offline_options(directory)`` (how ``trackbridge demo`` runs the tracker with no
   account, server or network), ``view_command(experiment)`` (how a user looks at what was stored) and
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import typing
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from trackbridge.events import ExperimentInfo
 from trackbridge.options import PluginOptions
@@ -52,6 +55,10 @@ class TrackerPlugin(Generic[OptionsT]):
     install_hint: ClassVar[str | None] = None
     #: The plugin's declared options (taken from ``TrackerPlugin[TheOptions]``).
     Options: ClassVar[type[PluginOptions]] = PluginOptions
+    #: True when what ``trackbridge_flush`` wrote survives the driver being killed; False for a tracker that
+    #: keeps writes in a buffer of its own (the delivery journal then counts a trial's results as stored only
+    #: once its run completed). See ``trackbridge.journal``.
+    durable_after_flush: ClassVar[bool] = True
 
     options: OptionsT
     log: logging.Logger
@@ -98,6 +105,22 @@ class TrackerPlugin(Generic[OptionsT]):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.options = state["options"]
         self.reset_state()
+
+    # ------------------------------------------------------------------ a process of its own (isolate=)
+    def process_state(self) -> dict[str, Any]:
+        """What this plugin's own process (``isolate=``) is built from: the state pickling carries, except that
+        the options are all there (``options.for_plugin_process()``: secrets included). Taken in the driver
+        when the process starts and sent to it over a socket only; never pickled into a file."""
+        state = self.__getstate__()
+        state["options"] = self.options.for_plugin_process()
+        return state
+
+    @classmethod
+    def from_process_state(cls, state: dict[str, Any]) -> Self:
+        """The plugin rebuilt in its own process from ``process_state()`` (as unpickling would rebuild it)."""
+        plugin = cls.__new__(cls)
+        plugin.__setstate__(state)
+        return plugin
 
     def __repr__(self) -> str:
         """The options that differ from their defaults, secrets shown as ``***`` and URIs masked."""

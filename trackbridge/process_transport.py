@@ -30,7 +30,7 @@ from typing import Any
 
 from trackbridge.delivery import PluginWorker, TransportFactory, plugin_worker
 from trackbridge.ledger import DeliveryLedger
-from trackbridge.loading import LoadedPlugin, resolve
+from trackbridge.loading import LoadedPlugin, process_request, resolve_in_process
 from trackbridge.thread_transport import ThreadTransport
 from trackbridge.transport import DeliveryOptions, HookCall, Transport
 
@@ -75,7 +75,9 @@ class ProcessTransport(Transport):
         )
         child_sock.close()
         self._conn = Connection(parent_sock.detach())
-        self._conn.send_bytes(_serializer().dumps((self._plugin.request, self._options)))
+        # The plugin as the driver holds it, secrets included (``loading.process_request``): over the
+        # socket only, never in the child's arguments or environment, never in a file.
+        self._conn.send_bytes(_serializer().dumps((process_request(self._plugin), self._options)))
 
     def deliver(self, calls: Sequence[HookCall]) -> None:
         if self._conn is None:
@@ -206,7 +208,7 @@ def child_main(fd: int) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     conn = Connection(fd)
     request, options = pickle.loads(conn.recv_bytes())
-    [plugin] = resolve([request])
+    plugin = resolve_in_process(request)
     worker = plugin_worker(plugin, options)
     worker.start()
     while True:

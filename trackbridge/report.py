@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Iterable
 from typing import Any
 
+from trackbridge import experiment_files
 from trackbridge.events import ExperimentInfo
 from trackbridge.ledger import PluginStats
 
@@ -28,15 +28,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def report_directory(experiment: ExperimentInfo | None) -> str | None:
-    """The experiment's own directory when it is local (where users look), else the driver's staging copy."""
-    if experiment is None:
-        return None
-    if experiment.path and experiment.filesystem is None:
-        return experiment.path
-    return experiment.local_path
-
-
 def write_report(
     *,
     experiment: ExperimentInfo | None,
@@ -45,6 +36,7 @@ def write_report(
     drain_seconds: float,
     skipped_replays: int,
     late_trial_logs: int = 0,
+    unpinned_checkpoints: int = 0,
 ) -> dict[str, Any]:
     rows = [s.as_dict() for s in stats]
     for row in rows:
@@ -55,19 +47,19 @@ def write_report(
         "drain_seconds": round(drain_seconds, 3),
         "skipped_replayed_results": skipped_replays,
         "late_trial_logs": late_trial_logs,
+        # local checkpoints that could not be pinned against Tune's deletion (already gone, or a failed link/copy).
+        "unpinned_checkpoints": unpinned_checkpoints,
         "plugins": rows,
     }
     troubled = any(r["failed"] or r["dropped"] or not r["drained"] for r in rows)
     log = logger.warning if troubled else logger.info
     log("trackbridge: delivery report (drain took %.2fs)\n%s", drain_seconds, format_table(rows))
-    directory = report_directory(experiment)
-    if directory:
-        try:
-            os.makedirs(directory, exist_ok=True)
-            path = os.path.join(directory, REPORT_FILE)
-            with open(path, "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2)
-            report["path"] = path
-        except OSError as exc:
-            logger.warning("trackbridge: could not write the delivery report: %s", exc)
+    try:
+        # In the experiment directory, through the experiment's filesystem (local disk, S3, GCS, ...).
+        path = experiment_files.write_text(experiment, REPORT_FILE, json.dumps(report, indent=2))
+    except Exception as exc:  # the storage's own errors (pyarrow raises OSError subclasses and others)
+        logger.warning("trackbridge: could not write the delivery report: %s", exc)
+        path = None
+    if path is not None:
+        report["path"] = experiment_files.uri(experiment, path)
     return report

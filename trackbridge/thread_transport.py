@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trackbridge.errors import TransientError
+from trackbridge.journal import DeliveryJournal
 from trackbridge.ledger import DeliveryLedger
 from trackbridge.loading import LoadedPlugin
 from trackbridge.transport import EXPERIMENT_END, FLUSH, SETUP, TRIAL_COMPLETE, DeliveryOptions, HookCall, Transport
@@ -35,6 +36,8 @@ class ThreadTransport(Transport):
         self._logged: set[tuple[str, str | None]] = set()
         self._dirty = False
         self._last_flush = time.monotonic()
+        #: What this plugin holds durably, per trial (kept with the experiment; see ``journal``).
+        self.journal = DeliveryJournal(plugin.name, bool(getattr(plugin.obj, "durable_after_flush", True)))
 
     # ------------------------------------------------------------------ Transport
     def deliver(self, calls: Sequence[HookCall]) -> None:
@@ -43,9 +46,16 @@ class ThreadTransport(Transport):
                 self._ledger.dropped(1)
                 continue
             self._ledger.lag(time.monotonic() - call.emitted)
+            admitted = self.journal.admit(call)
+            if admitted is None:  # the plugin holds this step already (a replay after a restore)
+                self._ledger.skipped_replay()
+                continue
+            if admitted.hook not in self._plugin.hooks:  # followed by the journal only
+                continue
             if call.hook in (TRIAL_COMPLETE, EXPERIMENT_END) and self._dirty:
                 self.flush()
-            self._call(call.hook, call.kwargs, call.trial_id)
+            if self._call(admitted.hook, admitted.kwargs, admitted.trial_id):
+                self.journal.delivered(admitted)
             if call.hook not in _NOTHING_TO_FLUSH_AFTER:
                 self._dirty = True
             elif call.hook == EXPERIMENT_END:
@@ -55,8 +65,8 @@ class ThreadTransport(Transport):
         return self._last_flush + self._options.flush_interval if self._dirty else None
 
     def flush(self) -> None:
-        if FLUSH in self._plugin.hooks and not self._ledger.disabled:
-            self._call(FLUSH, {}, None)
+        if FLUSH not in self._plugin.hooks or (not self._ledger.disabled and self._call(FLUSH, {}, None)):
+            self.journal.flushed()
         self._dirty, self._last_flush = False, time.monotonic()
 
     def idle(self) -> None:
@@ -104,8 +114,10 @@ class ThreadTransport(Transport):
                 )
                 time.sleep(delay)
 
-    def _call(self, hook: str, kwargs: Mapping[str, Any], trial_id: str | None) -> None:
+    def _call(self, hook: str, kwargs: Mapping[str, Any], trial_id: str | None) -> bool:
+        """Call one hook; True when it returned (after retries), False when it failed (counted, logged)."""
         started = time.perf_counter()
+        self._ledger.call_began(hook)  # the watchdog: a call running past stuck_timeout marks the plugin stuck
         try:
             self._invoke(hook, kwargs)
         except Exception as exc:  # isolation: a plugin's error never leaves its worker
@@ -116,13 +128,14 @@ class ThreadTransport(Transport):
             self._log_once(hook, trial_id, exc)
             if self._consecutive_failures >= self._options.max_consecutive_failures:
                 self._ledger.disable(f"{self._consecutive_failures} consecutive failures, the last in {hook}: {exc!r}")
-            return
+            return False
         self._consecutive_failures = 0
         busy = time.perf_counter() - started
         if hook == FLUSH:
             self._ledger.flushed(busy)
         else:
             self._ledger.delivered(busy)
+        return True
 
     def _log_once(self, hook: str, trial_id: str | None, exc: BaseException) -> None:
         key = (hook, trial_id)

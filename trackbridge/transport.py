@@ -43,6 +43,9 @@ class HookCall:
     trial_id: str | None = None
     #: ``time.monotonic()`` when it was emitted (for the lag in the delivery report).
     emitted: float = field(default_factory=time.monotonic, compare=False)
+    #: A ``trial_config_update`` marking a branch: the trial continues from another trial's checkpoint (PBT),
+    #: so its steps may go back (see ``journal``). Not passed to the plugin.
+    branch: bool = False
 
     def __post_init__(self) -> None:
         if self.hook not in hookspecs.ALL_HOOKS:

@@ -4,9 +4,11 @@ The Tune callback (and later other sources: in-trial logging, Ray Train) feeds i
 which hook calls follow and emits them through a ``HookEmitter``:
 
 - a trial's first start is ``resumed=False``; every later start (pause/resume, retry, ``Tuner.restore``) is
-  ``resumed=True`` with the last delivered step, followed by ``trial_config_update`` when the config changed;
-- a result at or below the last delivered step is a replay and is skipped (counted), and so is the
-  checkpoint of a replayed step;
+  ``resumed=True`` with the last delivered step, followed by ``trial_config_update`` when the config changed
+  or the trial continues from another trial's checkpoint (a PBT exploit: a *branch*);
+- a result at or below the highest step delivered since the trial's last branch is a replay (a retry
+  re-running steps from its own checkpoint) and is skipped (counted), and so is the checkpoint of a replayed
+  step; after a branch the steps may go back (the donor's checkpoint step + 1): those results are new;
 - a trial completes once per start; trials still open when the experiment ends complete as UNFINISHED.
 
 ``snapshot``/``restore`` carry what a restored experiment needs (last steps, configs) through Tune's
@@ -16,10 +18,10 @@ experiment checkpoint.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from trackbridge.delivery import HookEmitter
+from trackbridge.emitter import HookEmitter
 from trackbridge.events import CheckpointInfo, ExperimentInfo, LoggedFile, TrialInfo, TrialStatus
 
 _MISSING = object()
@@ -39,6 +41,16 @@ class TrialState:
     last_metrics_step: int | None = None
     #: The last result was a replay of an already delivered step.
     replaying: bool = False
+    #: The highest step delivered since the trial's last branch (None: none yet): results at or below it
+    #: are replays. None after a restore too: the plugins' journals (``journal``) know better than Tune's
+    #: experiment checkpoint, which lags behind.
+    replay_floor: int | None = None
+    #: Steps of this trial's recent checkpoints by path, to tell the step a branch continues from.
+    checkpoint_steps: dict[str, int | None] = field(default_factory=dict)
+
+
+#: Recent checkpoints remembered per trial (PBT exploits a donor's latest one).
+_CHECKPOINTS_KEPT = 8
 
 
 class TrialStateMachine:
@@ -50,6 +62,8 @@ class TrialStateMachine:
         self.experiment: ExperimentInfo | None = None
         #: Results (and their checkpoints) not delivered because their step had been delivered before.
         self.skipped_replays = 0
+        #: Starts that continued from another trial's checkpoint (PBT exploits).
+        self.branches = 0
         #: In-trial log entries that arrived after their trial had completed (not delivered, counted).
         self.late_logs = 0
         #: In-trial log entries of trials whose start has not been seen yet, delivered right after it.
@@ -75,8 +89,13 @@ class TrialStateMachine:
         state = self.trials.get(trial_id)
         return state is not None and state.open
 
-    def start(self, info: TrialInfo) -> None:
-        """The trial starts, or starts again (pause/resume, retry, restore)."""
+    def start(self, info: TrialInfo, checkpoint_path: str | None = None) -> None:
+        """The trial starts, or starts again (pause/resume, retry, restore).
+
+        ``checkpoint_path``: the checkpoint the trial starts from, if any. One in another trial's directory
+        makes this start a branch (a PBT exploit).
+        """
+        branched_from = self._foreign_checkpoint(info.trial_id, checkpoint_path)
         state = self.trials.get(info.trial_id)
         resumed = state is not None
         if state is None:
@@ -85,10 +104,17 @@ class TrialStateMachine:
         state.info = info
         state.open = True
         self._emit.trial_start(info, resumed, state.last_step)
+        changes: dict[str, Any] = {}
         if resumed and old_config and dict(old_config) != dict(info.config):
             changes = {k: v for k, v in info.config.items() if old_config.get(k, _MISSING) != v}
-            if changes:
-                self._emit.trial_config_update(info, state.last_step, changes)
+        if resumed and branched_from is not None:
+            # New results from the donor's step on, under the (perhaps) new config: not replays.
+            state.replay_floor = None
+            self.branches += 1
+            step = self._checkpoint_step(branched_from)
+            self._emit.trial_branch(info, state.last_step if step is None else step, changes)
+        elif changes:
+            self._emit.trial_config_update(info, state.last_step, changes)
         for entry in self._early_logs.pop(info.trial_id, ()):
             self._emit.trial_log(info, *entry)
 
@@ -112,12 +138,12 @@ class TrialStateMachine:
         state = self.trials[trial_id]
         if step is None:
             step = (state.last_step or 0) + 1
-        if state.last_step is not None and step <= state.last_step:
+        if state.replay_floor is not None and step <= state.replay_floor:
             self.skipped_replays += 1
             state.replaying = True
             return False
         state.replaying = False
-        state.last_step = step
+        state.last_step = state.replay_floor = step
         state.last_metrics, state.last_metrics_step = metrics, step
         self._emit.trial_result(state.info, step, metrics)
         return True
@@ -131,8 +157,28 @@ class TrialStateMachine:
         checkpoint = CheckpointInfo(
             path=path, filesystem=filesystem, step=state.last_metrics_step, metrics=state.last_metrics or {}
         )
+        state.checkpoint_steps[path.rstrip("/")] = state.last_metrics_step
+        while len(state.checkpoint_steps) > _CHECKPOINTS_KEPT:
+            del state.checkpoint_steps[next(iter(state.checkpoint_steps))]
         self._emit.trial_checkpoint(state.info, checkpoint)
         return True
+
+    def _foreign_checkpoint(self, trial_id: str, path: str | None) -> str | None:
+        """``path`` if it lies in the directory of a trial other than ``trial_id``, else None."""
+        if not path:
+            return None
+        for tid, state in self.trials.items():
+            own = (state.info.path or "").rstrip("/")
+            if own and path.startswith(own + "/"):
+                return path if tid != trial_id else None
+        return None
+
+    def _checkpoint_step(self, path: str) -> int | None:
+        """The step of a checkpoint delivered for any trial, by its path (None when unknown)."""
+        for state in self.trials.values():
+            if path.rstrip("/") in state.checkpoint_steps:
+                return state.checkpoint_steps[path.rstrip("/")]
+        return None
 
     def complete(self, info: TrialInfo, status: TrialStatus, error: str | None) -> None:
         """The trial ended. A trial never seen starting is started first; one already completed is ignored."""

@@ -57,6 +57,7 @@ def experiment_info(trial: Any, resumed: bool) -> ExperimentInfo:
         path=safe(lambda: trial.remote_experiment_path),
         local_path=safe(lambda: trial.local_experiment_path),
         resumed=resumed,
+        filesystem=remote_filesystem(trial),
     )
 
 
@@ -66,6 +67,13 @@ def remote_filesystem(trial: Any) -> Any:
     if fs is None or getattr(fs, "type_name", "local") == "local":
         return None
     return fs
+
+
+def starting_checkpoint(trial: Any) -> str | None:
+    """The path of the checkpoint a (re)starting trial continues from: its own latest, or after a PBT
+    exploit the donor trial's (``Trial.checkpoint``)."""
+    path = safe(lambda: trial.checkpoint.path)
+    return str(path) if path else None
 
 
 def trial_info(trial: Any, experiment: ExperimentInfo, redact_extra: Sequence[str], redact_enabled: bool) -> TrialInfo:

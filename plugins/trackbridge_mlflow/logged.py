@@ -20,6 +20,9 @@ from trackbridge_mlflow.limits import KeyMap
 
 #: The artifact directory of files logged inside a trial (``trackbridge.log_artifact``).
 LOGGED_DIR = "logged"
+#: The metric marking a PBT exploit: 1 at the step the trial continues from (the donor checkpoint's step), the
+#: same name in every first-party plugin. Its history lists the trial's exploit points.
+EXPLOIT_METRIC = "trackbridge/exploit"
 
 
 def metric_points(

@@ -1,7 +1,8 @@
 """The MLflow plugin's declared options: validated by ``PluginOptions.parse`` on the user's thread when the
 callback is built (unknown names with a "did you mean", types, choices, checks), no I/O.
 
-The token is declared secret, so the base's ``without_secrets()`` keeps it out of ``tuner.pkl``.
+The token is declared secret, so the base's ``without_secrets()`` keeps it out of ``tuner.pkl``; a plugin
+process of its own (``isolate=``) still receives it, over its socket (``TrackerPlugin.process_state``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class MlflowOptions(PluginOptions):
     )
     tracking_token: str | None = option(
         None,
-        doc="exported as MLFLOW_TRACKING_TOKEN for the client; never pickled, logged, or stored in a run",
+        doc="sent as 'Authorization: Bearer <token>' with this plugin's MLflow requests only (never put into "
+        "the environment); never pickled, logged, or stored in a run",
         secret=True,
         check=_not_empty,
     )

@@ -5,7 +5,10 @@ Mapping (details and options in docs/mlflow.md):
 - experiment start -> the MLflow experiment (created if missing), optionally one parent run
 - trial start      -> ``client.create_run`` (or the trial's existing run reopened when it resumes)
 - config           -> params (long values, odd keys and PBT changes handled, see ``writer`` and ``limits``)
-- result           -> metrics, buffered and written with ``log_batch`` at each flush
+- config update    -> changed values as ``config/<key>`` metrics or tags, and the metric ``trackbridge/exploit``
+                      = 1 at the step the trial continues from (a PBT exploit)
+- result           -> metrics, buffered and written with ``log_batch`` at each flush (a step that comes
+                      again after an exploit is a second point at that step)
 - in-trial log     -> its numbers as metrics at its own step (the same buffer); files as artifacts under
                       ``logged/`` (see ``logged``)
 - checkpoint       -> artifacts under ``checkpoints/<step>`` (``save_artifact=True``)
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -62,10 +66,7 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
         self._trials: dict[str, TrialRun] = {}
         self._run_labels: dict[str, str] = {}
         self._buffer: MetricBuffer | None = None
-        self._token_env = store.TokenEnvironment()
         self._unfinished = 0
-        #: Results skipped because the reopened run already had their step (see ``TrialRun.skip_through``).
-        self.skipped_replays = 0
 
     # ------------------------------------------------------------------ hints for tools
     @classmethod
@@ -85,14 +86,13 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
     @hookimpl
     def trackbridge_setup(self) -> None:
         """Import MLflow (~1 s) and open the store (~2 s for a new SQLite file) while Tune starts trials."""
-        self._token_env.export(self.options.tracking_token)
         if self._client is not None:  # the same plugin object in a second fit(): the store is open
             return
         import mlflow  # noqa: F401 - the expensive import, done here on purpose
 
         self._limits = Limits.from_mlflow()
         uri = store.resolve_tracking_uri(self.options.tracking_uri)
-        client = store.make_client(uri, self.options.registry_uri)
+        client = store.make_client(uri, self.options.registry_uri, self.options.tracking_token, self.log)
         self._system_tags = store.system_tags(self.log)
         self._tracking_uri = uri
         self._buffer = MetricBuffer(self._log_metrics, self._limits.metrics_per_batch, self.options.flush_retries)
@@ -118,7 +118,6 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
         self._trials = {}
         self._run_labels = {}
         self._unfinished = 0
-        self.skipped_replays = 0
         self._ensure_experiment()
 
     def _ensure_experiment(self) -> str:
@@ -164,9 +163,6 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
                 status = "KILLED" if self._unfinished else "FINISHED"
                 errors.extend(self._try(lambda: client.set_terminated(self._parent_run_id, status)))
                 self._parent_run_id = None
-        self._token_env.restore()
-        if self.skipped_replays:
-            self.log.info("trackbridge: mlflow: skipped %d results already in their runs", self.skipped_replays)
         if errors:
             raise RuntimeError("; ".join(errors))
 
@@ -186,8 +182,8 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
             if not state.running:
                 self._client.update_run(state.run_id, status="RUNNING")
                 state.running = True
-        else:
-            state = self._open_run(trial, search=resumed or bool(self._experiment and self._experiment.resumed))
+            return  # a changed config follows in trackbridge_trial_config_update, with the step it applies at
+        state = self._open_run(trial, search=resumed or bool(self._experiment and self._experiment.resumed))
         self._writer.apply_config(state, trial.config, last_step, log_params=not self.options.log_params_on_trial_end)
 
     def _ensure_run(self, trial: TrialInfo) -> TrialRun:
@@ -221,12 +217,7 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
         if run.info.status != "RUNNING":
             self._client.update_run(run.info.run_id, status="RUNNING")
         state = TrialRun.from_run(run, trial.trial_name, metric_keys, param_keys)
-        self.log.info(
-            "trackbridge: mlflow: trial %s continues its run %s (results through step %s already logged)",
-            trial.trial_name,
-            state.run_id,
-            state.skip_through,
-        )
+        self.log.info("trackbridge: mlflow: trial %s continues its run %s", trial.trial_name, state.run_id)
         return state
 
     def _base_tags(self) -> dict[str, str]:
@@ -241,25 +232,24 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
     # ------------------------------------------------------------------ config changes (PBT)
     @hookimpl
     def trackbridge_trial_config_update(self, trial: TrialInfo, step: int | None, changes: Mapping[str, Any]) -> None:
+        # The new values as config/<key> from step + 1 on (see writer), and the exploit point itself at step.
         state = self._ensure_run(trial)
         self._writer.apply_config(state, changes, step, log_params=not self.options.log_params_on_trial_end)
+        self._add_points(state, {logged.EXPLOIT_METRIC: 1}, step or 0, time.time())
 
     # ------------------------------------------------------------------ results -> metrics
     @hookimpl
     def trackbridge_trial_result(
         self, trial: TrialInfo, step: int, metrics: Mapping[str, Any], timestamp: float
     ) -> None:
-        state = self._ensure_run(trial)
-        if state.skip_through is not None and step <= state.skip_through:
-            self.skipped_replays += 1
-            return
-        self._add_points(state, metrics, step, timestamp)
+        # Every result is new: replays never reach the plugin (the core's journal drops them), and a step that
+        # comes again after an exploit is a second point at that step (MLflow keeps both in the history).
+        self._add_points(self._ensure_run(trial), metrics, step, timestamp)
 
     @hookimpl
     def trackbridge_trial_log(
         self, trial: TrialInfo, step: int, values: Mapping[str, Any], files: Sequence[LoggedFile], timestamp: float
     ) -> None:
-        # Steps of their own: never compared with skip_through (that guards results replayed after a restore).
         state = self._ensure_run(trial)
         self._add_points(state, values, step, timestamp)
         logged.log_files(self._client, state.run_id, files)

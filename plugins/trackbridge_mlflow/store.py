@@ -6,6 +6,7 @@ are live at once on one thread, and the fluent API keeps one process-global acti
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -24,29 +25,50 @@ TAG_PARENT_RUN_ID = "mlflow.parentRunId"
 _SAFE_FILTER_VALUE = re.compile(r"^[\w.\-]*$")
 
 
-class TokenEnvironment:
-    """The ``tracking_token`` option exported as ``MLFLOW_TRACKING_TOKEN`` while the plugin runs (MLflow's client
-    reads it from the environment only), and the variable's previous value put back at the end."""
+class TokenClient:
+    """An ``MlflowClient`` whose every call sends ``tracking_token`` as ``Authorization: Bearer <token>``.
 
-    VARIABLE = "MLFLOW_TRACKING_TOKEN"
-    _UNSET = object()
+    The token is bound to the calling thread for the duration of each call only (read by
+    ``bearer_token.BearerTokenProvider``), so it belongs to this client: it is never put into the process environment, where every other
+    plugin, library and child process would see it, and two clients with different tokens (two plugins, two
+    servers) each send their own, also from one thread. Attributes that are not methods pass through.
+    """
 
-    def __init__(self) -> None:
-        self._before: Any = self._UNSET
+    def __init__(self, client: Any, token: str) -> None:
+        self._client = client
+        self._token = token
 
-    def export(self, token: str | None) -> None:
-        if token and self._before is self._UNSET:
-            self._before = os.environ.get(self.VARIABLE)
-            os.environ[self.VARIABLE] = token
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+        token = self._token
+        from trackbridge_mlflow import bearer_token  # imports mlflow: only once a client exists
 
-    def restore(self) -> None:
-        if self._before is self._UNSET:
-            return
-        if self._before is None:
-            os.environ.pop(self.VARIABLE, None)
-        else:
-            os.environ[self.VARIABLE] = self._before
-        self._before = self._UNSET
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with bearer_token.bound(token):
+                return attr(*args, **kwargs)
+
+        return call
+
+    def __repr__(self) -> str:
+        return f"TokenClient({self._client!r}, token=***)"
+
+
+def _warn_if_environment_wins(log: logging.Logger) -> None:
+    """MLflow sets ``Authorization`` from its own environment variables after the header providers ran."""
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        other = "MLFLOW_TRACKING_TOKEN"
+    elif os.environ.get("MLFLOW_TRACKING_USERNAME") and os.environ.get("MLFLOW_TRACKING_PASSWORD"):
+        other = "MLFLOW_TRACKING_USERNAME/PASSWORD"
+    else:
+        return
+    log.warning(
+        "trackbridge: mlflow: tracking_token is given, but %s is set in the environment too; MLflow sends the "
+        "credentials from the environment, which take precedence over the option",
+        other,
+    )
 
 
 def trial_tags(trial_id: str, trial_name: str, tune_experiment: str, parent_run_id: str | None) -> dict[str, str]:
@@ -74,8 +96,11 @@ def resolve_tracking_uri(option: str | None) -> str:
     return mlflow.get_tracking_uri()
 
 
-def make_client(tracking_uri: str, registry_uri: str | None) -> Any:
-    """An ``MlflowClient`` whose store is already open (for SQLite: schema created and migrated).
+def make_client(
+    tracking_uri: str, registry_uri: str | None, token: str | None = None, log: logging.Logger | None = None
+) -> Any:
+    """An ``MlflowClient`` whose store is already open (for SQLite: schema created and migrated); with a
+    ``token``, wrapped in a ``TokenClient`` that sends it with every request.
 
     Opening the store is the slow part (~2 s for a fresh SQLite file); touching it here, in
     ``trackbridge_setup``, moves that cost off the first trial's start.
@@ -84,7 +109,10 @@ def make_client(tracking_uri: str, registry_uri: str | None) -> Any:
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
     _ = client._tracking_client.store  # noqa: SLF001 - force the (lazy) store to open now
-    return client
+    if not token:
+        return client
+    _warn_if_environment_wins(log or logging.getLogger("trackbridge.mlflow"))
+    return TokenClient(client, token)
 
 
 def system_tags(log: logging.Logger) -> dict[str, str]:
@@ -172,15 +200,6 @@ def _all_runs(client: Any, experiment_id: str) -> list[Any]:
         token = getattr(page, "token", None)
         if not token:
             return runs
-
-
-def highest_step(run: Any, ignore_prefix: str) -> int | None:
-    """The highest step written to ``run`` (from its latest-metric records), ignoring keys under
-    ``ignore_prefix`` (TrackBridge's own config metrics, which are logged ahead of the results)."""
-    steps = [
-        int(m.step) for m in getattr(run.data, "_metric_objs", None) or [] if not str(m.key).startswith(ignore_prefix)
-    ]
-    return max(steps) if steps else None
 
 
 def run_params(run: Any) -> Mapping[str, str]:

@@ -48,15 +48,13 @@ class TrialRun:
     config: dict[str, Any] = field(default_factory=dict)
     #: Latest value written per config-change metric/tag name (to skip writing the same value again).
     config_logged: dict[str, Any] = field(default_factory=dict)
-    #: Results at or below this step are already in the run (a run reopened after a restore).
-    skip_through: int | None = None
     running: bool = True
     has_error_tag: bool = False
 
     @classmethod
     def from_run(cls, run: Any, trial_name: str, metric_keys: KeyMap, param_keys: KeyMap) -> TrialRun:
         """The state of a run a previous process created, read back: its params, the config changes it
-        logged, the highest step it holds, whether it carries an error tag."""
+        logged, whether it carries an error tag. (Which steps it holds is the core's delivery journal's business.)"""
         tags = dict(run.data.tags or {})
         state = cls(
             run.info.run_id,
@@ -64,7 +62,6 @@ class TrialRun:
             metric_keys,
             param_keys,
             params=dict(store.run_params(run)),
-            skip_through=store.highest_step(run, CONFIG_PREFIX),
             has_error_tag=TAG_ERROR in tags,
         )
         for key, value in (run.data.metrics or {}).items():

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from trackbridge import PluginOptions, option
+from trackbridge_tensorboard import duplicates
 
 
 def _local_logdir(value: Any) -> Any:
@@ -39,9 +42,25 @@ def _positive(value: float) -> None:
         raise ValueError(f"must be positive, got {value}")
 
 
+def _tune_logger_suppressed_in_driver() -> bool:
+    """Is Tune's own TensorBoard logger kept off, as far as the driver can tell when it starts a plugin
+    process: ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``, or a ``SuppressTuneTBXLogger`` set up or merely alive
+    (see ``tune_logger.live_suppressors``; that module imports Ray, and no suppressor exists unless it was
+    imported)."""
+    if not duplicates.tune_logger_probably_active():
+        return True
+    tune_logger = sys.modules.get("trackbridge_tensorboard.tune_logger")
+    return tune_logger is not None and tune_logger.live_suppressors() > 0
+
+
 @dataclass(frozen=True)
 class TensorBoardOptions(PluginOptions):
     """What ``plugins={"tensorboard": {...}}`` may set (each option's ``doc`` says what it does)."""
+
+    reserved = {
+        "tune_logger_suppressed": "TrackBridge decides it in the driver for a plugin in a process of its own; "
+        "add SuppressTuneTBXLogger() to the run's callbacks instead",
+    }
 
     logdir: str | None = option(
         None,
@@ -63,11 +82,29 @@ class TensorBoardOptions(PluginOptions):
         check=_positive,
     )
     hparams: bool = option(True, doc="write the HParams record (config, status) of each trial when it ends")
+    #: Not an option users give (``reserved``): filled in by ``for_plugin_process`` in the driver.
+    tune_logger_suppressed: bool | None = option(
+        None,
+        doc="set in the driver for a plugin in a process of its own (isolate=), which cannot see the driver's "
+        "callbacks: whether Tune's own TensorBoard logger is kept off; None: decided where the plugin runs",
+    )
 
     def __post_init__(self) -> None:
         # ``parse`` converts only values that are not None: prefix=None means no prefix.
         if self.prefix is None:
             object.__setattr__(self, "prefix", "")
+
+    def for_plugin_process(self) -> TensorBoardOptions:
+        """These options with ``tune_logger_suppressed`` decided here, in the driver (see ``PluginOptions``)."""
+        return dataclasses.replace(self, tune_logger_suppressed=_tune_logger_suppressed_in_driver())
+
+    def tune_logger_active(self) -> bool:
+        """Is Tune's own TensorBoard logger most likely writing into the trial directories too? As the driver
+        decided for a plugin process of its own (``tune_logger_suppressed``), else as this process knows it
+        (``duplicates.tune_logger_probably_active``: the variable, a ``SuppressTuneTBXLogger`` set up)."""
+        if self.tune_logger_suppressed is not None:
+            return not self.tune_logger_suppressed
+        return duplicates.tune_logger_probably_active()
 
     def tag(self, key: str) -> str:
         """The TensorBoard tag of a metric key."""

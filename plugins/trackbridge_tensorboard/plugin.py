@@ -5,7 +5,11 @@ Mapping (docs/tensorboard.md has the user's version):
 - trial start  -> a writer in the trial's directory (or ``<logdir>/<trial_name>``); on a resume without an
   open writer (``Tuner.restore``), ``purge_step=last_step + 1`` so TensorBoard hides what a crashed attempt
   wrote past the restored step, and no step shows twice.
-- result       -> ONE event per result: scalars, histograms (lists/arrays) and texts (strings) of it.
+- result       -> ONE event per result: scalars, histograms (lists/arrays) and texts (strings) of it, at its
+  step (a step that comes again after a PBT exploit is written again; see docs/tensorboard.md for how
+  TensorBoard shows it).
+- config update (PBT exploit) -> one event at the step the trial continues from: the scalar
+  ``trackbridge/exploit`` = 1 and the text ``trackbridge/exploit_config`` naming the changed keys.
 - in-trial log -> ONE event per call, the same way, at ``global_step`` = the call's own step; files are
   skipped (TensorBoard has no artifacts), one warning, each one counted.
 - complete     -> a ``trial_status`` text, the writer closed, and the HParams session (config + status) in
@@ -138,7 +142,7 @@ class TensorBoardPlugin(TrackerPlugin[TensorBoardOptions], name="tensorboard", r
     def trackbridge_experiment_start(self, experiment: ExperimentInfo) -> None:
         self._experiment = experiment
         running_under_tune = experiment.local_path is not None or experiment.path is not None
-        if running_under_tune and not self.options.logdir and duplicates.tune_logger_probably_active():
+        if running_under_tune and not self.options.logdir and self.options.tune_logger_active():
             self.warn("tune-tbx-logger", duplicates.WARNING)
 
     @hookimpl
@@ -153,6 +157,15 @@ class TensorBoardPlugin(TrackerPlugin[TensorBoardOptions], name="tensorboard", r
         purge_step = (last_step or 0) + 1 if resumed else None
         run.last_step = last_step
         self._open(run, purge_step)
+
+    @hookimpl
+    def trackbridge_trial_config_update(self, trial: TrialInfo, step: int | None, changes: Mapping[str, Any]) -> None:
+        """The exploit point, at the step the trial continues from (its next results are step + 1, ...)."""
+        run = self._run_for(trial)
+        at = step or 0
+        values = self._summaries.exploit_values(at, changes, run.kinds)
+        if values:
+            run.writer.file_writer.add_summary(self._summaries.summary(values), at, time.time())
 
     @hookimpl
     def trackbridge_trial_result(

@@ -73,6 +73,33 @@ def summary(values: Iterable[Summary.Value]) -> Summary:
     return Summary(value=list(values))
 
 
+# ---------------------------------------------------------------------------------------------- PBT exploits
+#: The scalar marking a PBT exploit (1 at the step the trial continues from; the same name in every first-party
+#: plugin) and the text beside it naming the changed config keys.
+EXPLOIT_TAG = "trackbridge/exploit"
+EXPLOIT_CONFIG_TAG = "trackbridge/exploit_config"
+
+
+def exploit_text(step: int, changes: Mapping[str, Any]) -> str:
+    """Markdown for TensorBoard's text dashboard: the step the trial continues from, and the changed keys."""
+    head = f"continues from step {step}"
+    if not changes:
+        return f"{head}; config unchanged"
+    rows = "\n".join(f"| `{key}` | `{value!r}` |" for key, value in changes.items())
+    return f"{head} with a changed config:\n\n| key | new value |\n|---|---|\n{rows}"
+
+
+def exploit_values(step: int, changes: Mapping[str, Any], kinds: MutableMapping[str, str]) -> list[Summary.Value]:
+    """The exploit point: the scalar ``trackbridge/exploit`` = 1 and the text ``trackbridge/exploit_config``
+    (each only while its tag has not been used for another kind of value)."""
+    values = []
+    if kinds.setdefault(EXPLOIT_TAG, SCALAR) == SCALAR:
+        values.append(scalar_value(EXPLOIT_TAG, 1.0))
+    if kinds.setdefault(EXPLOIT_CONFIG_TAG, TEXT) == TEXT:
+        values.append(text_value(EXPLOIT_CONFIG_TAG, exploit_text(step, changes)))
+    return values
+
+
 # ---------------------------------------------------------------------------------------------- HParams
 _STATUS = {
     TrialStatus.COMPLETED: Status.Value("STATUS_SUCCESS"),

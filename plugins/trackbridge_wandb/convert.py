@@ -17,6 +17,9 @@ from trackbridge import HISTOGRAM, SCALAR, TEXT, WarnOnce, classify, to_float
 STEP_METRIC = "training_iteration"
 #: The history key (and x-axis) carrying the step of values logged inside a trial (``trackbridge.log``).
 LOG_STEP_METRIC = "trial_step"
+#: The history key marking a PBT exploit: 1 in a row of its own at ``training_iteration`` = the step the trial
+#: continues from (the donor checkpoint's step); the same name in every first-party plugin.
+EXPLOIT_METRIC = "trackbridge/exploit"
 #: Keys W&B fills in itself in every history row; a metric with such a name would be overwritten.
 RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp", "_wandb"})
 

@@ -3,7 +3,8 @@ importing wandb.
 
 Tune pickles the callback (and with it these options) into ``tuner.pkl`` before the run, so this module
 never touches the SDK or the network; it only checks types and names. The API key is declared secret, so the
-base's ``without_secrets()`` keeps it out of anything pickled (``api_key_file`` is only a reference: kept).
+base's ``without_secrets()`` keeps it out of ``tuner.pkl`` (``api_key_file`` is only a reference: kept); a
+plugin process of its own (``isolate=``) still receives it, over its socket (``TrackerPlugin.process_state``).
 """
 
 from __future__ import annotations

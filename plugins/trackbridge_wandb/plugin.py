@@ -10,7 +10,10 @@ Mapping (see docs/wandb.md for the full table):
                    resume="allow", reinit="create_new")`` + ``define_metric`` with ``training_iteration``
                    as every metric's x-axis
 - result        -> ``run.log({"training_iteration": step, **metrics}, step=<row>, commit=True)``, where <row>
-                   is ``max(row + 1, step)`` (so ``_step == training_iteration`` without in-trial logs)
+                   is ``max(row + 1, step)`` (so ``_step == training_iteration`` without in-trial logs and
+                   exploits; a step that goes back after an exploit is a new row)
+- config update -> a row ``{"training_iteration": step, "trackbridge/exploit": 1}`` marking the exploit point;
+                   with ``log_config``, ``run.config.update(changes, allow_val_change=True)`` too
 - in-trial log  -> ``run.log({"trial_step": step, **values}, step=<row + 1>)``, every new key declared with
                    ``define_metric(key, step_metric="trial_step")``; files -> ``Artifact(<trial>-files,
                    type="trial-file")`` (see ``trial_run`` and ``artifacts``)
@@ -23,7 +26,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trackbridge import CheckpointInfo, ExperimentInfo, LoggedFile, TrackerPlugin, TrialInfo, TrialStatus, hookimpl
 from trackbridge_wandb import artifacts, convert, trial_config
@@ -51,6 +54,10 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
     ``api_key_file`` (else ``WANDB_API_KEY`` or ``wandb login``), ``upload_checkpoints`` (False),
     ``log_config`` (False), ``text`` ("history"). See docs/wandb.md.
     """
+
+    #: W&B's service process buffers the offline run file and loses that buffer when the driver is killed:
+    #: a run's rows count as stored (in the delivery journal) once the run is finished.
+    durable_after_flush: ClassVar[bool] = False
 
     def reset_state(self) -> None:
         # Never pickled (the base pickles only the options without the API key): a restored experiment finds
@@ -122,23 +129,19 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
 
     @hookimpl
     def trackbridge_trial_config_update(self, trial: TrialInfo, step: int | None, changes: Mapping[str, Any]) -> None:
-        if not self.options.log_config:
-            return
         state = self._state(trial)
-        update = {k: v for k, v in changes.items() if not trial_config.is_wandb_key(trial, k)}
-        if update:
-            state.run.config.update(update, allow_val_change=True)
+        if self.options.log_config:
+            update = {k: v for k, v in changes.items() if not trial_config.is_wandb_key(trial, k)}
+            if update:
+                state.run.config.update(update, allow_val_change=True)
+        # The exploit point, charted over training_iteration like the results (the next ones are step + 1, ...).
+        state.log_exploit(step or 0, self.warn)
 
     @hookimpl
     def trackbridge_trial_result(self, trial: TrialInfo, step: int, metrics: Mapping[str, Any]) -> None:
+        # Every result is new: the core drops replays, and a step that goes back after a PBT exploit is a new
+        # row (W&B's _step keeps rising, training_iteration in the row is the step).
         state = self._state(trial)
-        if state.last_step is not None and step <= state.last_step:
-            # W&B already has this step (a resumed online run): logging it would only earn a warning.
-            self.warn(
-                f"replay:{trial.trial_id}",
-                f"trial {trial.trial_id}: steps up to {state.last_step} are already in its W&B run; not logged again",
-            )
-            return
         row, summary = convert.history_row(
             step, metrics, text_mode=self.options.text, wandb=self._wandb, warn=self.warn
         )

@@ -1,12 +1,15 @@
 """One trial's open W&B run: the row counter behind W&B's ``_step``, and the x-axis of every key.
 
-A run receives two kinds of rows: Tune's results (x-axis ``training_iteration``, rising) and values logged
-inside the trial (x-axis ``trial_step``, their own step, which may repeat or restart). W&B's own ``_step`` must
-rise with every row, so it is a per-run row counter, never either of those steps:
+A run receives two kinds of rows: Tune's results (x-axis ``training_iteration``, rising, except that it goes
+back after a PBT exploit, to the donor checkpoint's step + 1) and values logged inside the trial (x-axis
+``trial_step``, their own step, which may repeat or restart). W&B's own ``_step`` must rise with every row, so
+it is a per-run row counter, never either of those steps:
 
-- a result row is logged at ``max(counter + 1, training_iteration)``: without in-trial logs ``_step`` equals
-  ``training_iteration``, as it always did, and the parts an offline run writes around a restore keep
-  disjoint steps;
+- a result row is logged at ``max(counter + 1, training_iteration)``: without in-trial logs and exploits
+  ``_step`` equals ``training_iteration``, as it always did, and the parts an offline run writes around a
+  restore keep disjoint steps; a result whose ``training_iteration`` went back is simply the next row;
+- an exploit is a row of its own (``trackbridge/exploit`` = 1 at ``training_iteration`` = the step the trial
+  continues from), logged like a result;
 - an in-trial row is logged at ``counter + 1``.
 
 Every key is declared once with ``define_metric``: result keys by the run's ``"*"`` glob
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trackbridge import TrialInfo, WarnOnce
-from trackbridge_wandb.convert import LOG_STEP_METRIC, STEP_METRIC
+from trackbridge_wandb.convert import EXPLOIT_METRIC, LOG_STEP_METRIC, STEP_METRIC
 
 
 @dataclass
@@ -31,7 +34,9 @@ class TrialRun:
 
     run: Any
     trial: TrialInfo
-    #: The highest result step (``training_iteration``) in the run; lower or equal ones are never logged again.
+    #: The result step (``training_iteration``) the run is at, as far as the plugin knows: where the row counter
+    #: of a reopened run starts. Results are never compared with it (the core drops replays; after a PBT
+    #: exploit the next results' steps go back, and each is logged as a new row).
     last_step: int | None
     #: The last W&B ``_step`` used (or held by the run when it was reopened); every row gets a higher one.
     row: int = 0
@@ -75,6 +80,11 @@ class TrialRun:
         self.row = max(self.row + 1, step)
         self.run.log(dict(row), step=self.row, commit=True)
         self.last_step = step
+
+    def log_exploit(self, step: int, warn: WarnOnce) -> None:
+        """The exploit point: a row ``{training_iteration: step, trackbridge/exploit: 1}`` (the next results are
+        ``step + 1``, ...; their rows follow it, ``_step`` still rising)."""
+        self.log_result(step, {STEP_METRIC: step, EXPLOIT_METRIC: 1}, warn)
 
     def log_values(self, row: Mapping[str, Any], warn: WarnOnce) -> None:
         """Log one in-trial row at ``counter + 1``, declaring its new keys against ``trial_step`` first."""

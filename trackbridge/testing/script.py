@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trackbridge.delivery import Dispatcher, HookEmitter
+from trackbridge.delivery import Dispatcher
+from trackbridge.emitter import HookEmitter
 from trackbridge.events import CheckpointInfo, ExperimentInfo, LoggedFile, TrialInfo, TrialStatus
 from trackbridge.ledger import PluginStats
 from trackbridge.loading import resolve

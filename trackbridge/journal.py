@@ -1,0 +1,183 @@
+"""The delivery journal: what one plugin has durably delivered, per trial, kept with the experiment.
+
+Why: after a crash (SIGKILL) or a preemption (SIGTERM), ``Tuner.restore`` re-runs each trial from its last
+checkpoint, and Tune re-reports the steps after it. Which of those the tracker already holds, only the
+tracker side knows: Tune's own experiment checkpoint (where the callback's state lives) is saved
+periodically and lags behind. So each plugin's transport keeps a journal:
+
+- a result the plugin's hook accepted is *delivered*; it becomes *durable* once the plugin's
+  ``trackbridge_flush`` has returned after it (at once for a plugin without a flush hook);
+- after each flush that made something durable, the journal file ``trackbridge_journal/<plugin>.json`` in
+  the experiment directory is replaced (through the experiment's filesystem: local or remote storage);
+- in a restored experiment, a trial's first start reads the file: results at or below the step it names
+  are replays for this plugin and are skipped (counted), and so are their checkpoints; the plugin's
+  ``trial_start`` gets that step as ``last_step``. A trial the journal does not name falls back to the step
+  Tune's state carried (``last_step`` of the start).
+
+The floor holds until the trial branches (a PBT exploit continues it from another trial's checkpoint, and
+its steps may go back): from then on every result is new.
+
+A plugin whose flush does not make its writes durable says so with ``durable_after_flush = False`` (W&B:
+its service process buffers the offline run file and loses the buffer when the driver is killed); its
+results count as durable once their trial's run is completed.
+
+Limit: a result delivered but not yet flushed when the process is killed is not in the journal; if Tune
+re-reports it, the plugin gets it again (a tracker that had written it anyway then holds it twice). Results
+flushed after Tune's last trial checkpoint are not re-reported and are not lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import replace
+from typing import Any
+
+from trackbridge import experiment_files
+from trackbridge.events import ExperimentInfo
+from trackbridge.transport import (
+    EXPERIMENT_START,
+    TRIAL_CHECKPOINT,
+    TRIAL_COMPLETE,
+    TRIAL_CONFIG_UPDATE,
+    TRIAL_RESULT,
+    TRIAL_START,
+    HookCall,
+)
+
+logger = logging.getLogger("trackbridge")
+
+JOURNAL_DIR = "trackbridge_journal"
+#: Hooks the journal follows even for a plugin that does not implement them (they are not called then).
+JOURNAL_HOOKS = frozenset({EXPERIMENT_START, TRIAL_START, TRIAL_CONFIG_UPDATE})
+FORMAT_VERSION = 1
+
+
+def journal_name(plugin_name: str) -> str:
+    """The journal file of a plugin, relative to the experiment directory."""
+    return f"{JOURNAL_DIR}/{re.sub(r'[^A-Za-z0-9_.-]', '_', plugin_name)}.json"
+
+
+class DeliveryJournal:
+    """One plugin's journal. Used on the plugin's delivery thread only (no locks)."""
+
+    def __init__(self, plugin_name: str, durable_after_flush: bool = True) -> None:
+        self.plugin_name = plugin_name
+        #: False for a tracker whose flush does not reach disk (W&B's service buffers the offline run file):
+        #: its results count as durable only once their trial's run was completed.
+        self.durable_after_flush = durable_after_flush
+        self._experiment: ExperimentInfo | None = None
+        #: Per trial, the step of the last result delivered and not yet flushed.
+        self._pending: dict[str, int] = {}
+        #: Per trial, the step of the last result made durable (what the file says).
+        self._durable: dict[str, int] = {}
+        #: What a restored experiment's journal said, per trial.
+        self._restored: dict[str, int] = {}
+        #: Per trial: results at or below are replays for this plugin (set at a restored trial's first start).
+        self._floors: dict[str, int] = {}
+        #: Trials whose last result was skipped as a replay (their checkpoint is skipped too).
+        self._replaying: set[str] = set()
+        self._seen: set[str] = set()
+        self._journal_found = False
+        self._dirty = False
+        self._write_failed = False
+        #: Results and checkpoints not delivered to this plugin because it already holds them.
+        self.skipped = 0
+
+    # ------------------------------------------------------------------ before a call
+    def admit(self, call: HookCall) -> HookCall | None:
+        """The call to deliver (``trial_start`` carries this plugin's own last step), or None for a replay."""
+        hook, trial_id = call.hook, call.trial_id
+        if hook == EXPERIMENT_START:
+            self._bind(call.kwargs["experiment"])
+        elif trial_id is None:
+            return call
+        elif hook == TRIAL_START:
+            return self._started(call, trial_id)
+        elif hook == TRIAL_CONFIG_UPDATE and call.branch:
+            self._floors.pop(trial_id, None)
+        elif hook == TRIAL_RESULT:
+            floor = self._floors.get(trial_id)
+            if floor is not None and call.kwargs["step"] <= floor:
+                self._replaying.add(trial_id)
+                self.skipped += 1
+                return None
+            self._replaying.discard(trial_id)
+        elif hook == TRIAL_CHECKPOINT and trial_id in self._replaying:
+            self.skipped += 1
+            return None
+        return call
+
+    def _started(self, call: HookCall, trial_id: str) -> HookCall:
+        if trial_id in self._seen:
+            return call
+        self._seen.add(trial_id)
+        if trial_id in self._restored:
+            # The plugin holds this trial's run up to that step, even when Tune's own state had not seen the
+            # trial report yet (its experiment checkpoint lagged): the start continues that run.
+            floor: int | None = self._restored[trial_id]
+        elif call.kwargs.get("resumed") and not self._journal_found:
+            floor = call.kwargs.get("last_step")  # no journal: the step Tune's state carried
+        else:
+            return call
+        if floor is None:
+            return call
+        self._floors[trial_id] = floor
+        return replace(call, kwargs={**call.kwargs, "resumed": True, "last_step": floor})
+
+    # ------------------------------------------------------------------ after a call
+    def delivered(self, call: HookCall) -> None:
+        """The plugin's hook accepted ``call``."""
+        if call.trial_id is None:
+            return
+        if call.hook == TRIAL_RESULT:
+            self._pending[call.trial_id] = call.kwargs["step"]
+        elif call.hook == TRIAL_COMPLETE and call.trial_id in self._pending:
+            self._durable[call.trial_id] = self._pending.pop(call.trial_id)
+            self._dirty = True
+            self._write()
+
+    def flushed(self) -> None:
+        """The plugin flushed: what it accepted before is durable; write the file if that changed."""
+        if self._pending and self.durable_after_flush:
+            self._durable.update(self._pending)
+            self._pending.clear()
+            self._dirty = True
+        if self._dirty:
+            self._write()
+
+    # ------------------------------------------------------------------ the file
+    def _bind(self, experiment: ExperimentInfo) -> None:
+        # Read even when the experiment is not marked resumed (Tune may restore without handing back the
+        # callback's state): trial ids are unique per experiment, so entries of another run never match.
+        self._experiment = experiment
+        try:
+            text = experiment_files.read_text(experiment, journal_name(self.plugin_name))
+            saved = json.loads(text) if text else {}
+        except (OSError, ValueError) as exc:
+            logger.warning("trackbridge: plugin %r: its delivery journal is unreadable (%s)", self.plugin_name, exc)
+            return
+        self._journal_found = bool(saved)
+        for trial_id, entry in (saved.get("trials") or {}).items():
+            step = entry.get("step") if isinstance(entry, dict) else None
+            if isinstance(step, int):
+                self._restored[str(trial_id)] = step
+        self._durable.update(self._restored)
+
+    def _write(self) -> None:
+        document: dict[str, Any] = {
+            "version": FORMAT_VERSION,
+            "plugin": self.plugin_name,
+            "written_at": time.time(),
+            "trials": {tid: {"step": step} for tid, step in sorted(self._durable.items())},
+        }
+        try:
+            experiment_files.write_text(self._experiment, journal_name(self.plugin_name), json.dumps(document))
+        except Exception as exc:  # storage trouble must never stop delivery; the journal is best effort
+            if not self._write_failed:
+                logger.warning("trackbridge: plugin %r: cannot write its delivery journal: %s", self.plugin_name, exc)
+            self._write_failed = True
+            return
+        self._dirty = False
