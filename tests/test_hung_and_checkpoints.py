@@ -31,6 +31,7 @@ from trackbridge_mlflow import MlflowPlugin
 from trackbridge_wandb import WandbPlugin
 
 RELEASE = threading.Event()  # lets the hung plugins of a test go once it is over
+HUNG = threading.Event()  # set once a hung plugin is inside its call
 
 
 class Hangs:
@@ -40,6 +41,7 @@ class Hangs:
 
     @hookimpl
     def trackbridge_trial_result(self, step):
+        HUNG.set()
         RELEASE.wait(300)
 
 
@@ -130,6 +132,7 @@ def test_a_call_running_past_stuck_timeout_marks_its_plugin_stuck_without_a_full
 
 def test_a_plugin_blocked_in_one_call_through_the_whole_drain_is_reported_stuck_and_the_others_drained():
     RELEASE.clear()
+    HUNG.clear()
     rec = RecordingPlugin(sleep=0.01)
     dispatcher = Dispatcher(resolve([Hangs(), rec]), DeliveryOptions())  # stuck_timeout: 300 s
     dispatcher.start()
@@ -137,6 +140,7 @@ def test_a_plugin_blocked_in_one_call_through_the_whole_drain_is_reported_stuck_
     try:
         for step in range(1, 51):
             emit.trial_result(_trial("a"), step, {"v": float(step)})
+        assert HUNG.wait(60)  # the plugin is in its call when the drain begins (a busy machine starts threads late)
         started = time.monotonic()
         finished = dispatcher.close(2.0)
         assert time.monotonic() - started < 30

@@ -88,6 +88,24 @@ def test_a_plugin_process_that_dies_is_reported_and_tuning_goes_on(ray_session, 
     assert rows["recorder"]["failed"] == 0 and sum(e[0] == "result" for e in rec.events) == 40
 
 
+def test_a_drain_timeout_with_an_isolated_plugin_mid_batch_counts_every_event_once(ray_session, workdir, caplog):
+    """Issue 12 item 7: the drain's close request and a batch still in the child's hands share one connection,
+    used by the worker thread alone; a timeout never mixes replies up or raises out of Tune's callback."""
+    slow = RecordingPlugin(name="slow", sleep=0.3)
+    callback = TrackBridgeCallback(plugins=[slow], isolate=["slow"], drain_timeout=1.0)
+    grid = tune.Tuner(
+        trainable,
+        param_space={"x": tune.grid_search([1, 2])},
+        run_config=tune.RunConfig(name="drain_mid_batch", storage_path=str(workdir), callbacks=[callback]),
+    ).fit()
+    assert grid.num_errors == 0
+    [row] = callback.report["plugins"]
+    emitted = 1 + 1 + 2 * (1 + 20 + 1) + 1  # setup, experiment start, per trial start/results/complete, end
+    assert row["delivered"] + row["failed"] + row["dropped"] == emitted, row
+    assert row["dropped"] > 0 and not row["drained"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR" and "Traceback" in (r.exc_text or "")]
+
+
 def test_fail_fast_reaches_tune_from_an_isolated_plugin(ray_session, workdir):
     class Rejects:
         name = "rejects"

@@ -163,7 +163,12 @@ class Bridge:
 
     def close(self) -> dict[str, Any] | None:
         """End every open trial as UNFINISHED, end the experiment, drain and close every plugin, write the
-        delivery report. Called by the adapter at the run's end; also by an exit hook if that never comes."""
+        delivery report. Called by the adapter at the run's end; also by an exit hook if that never comes
+        (and a SIGTERM handler); a SIGTERM that interrupts it is handed on once it is done."""
+        with termination.closing():
+            return self._close()
+
+    def _close(self) -> dict[str, Any] | None:
         dispatcher, machine = self._dispatcher, self.machine
         if dispatcher is None or machine is None or dispatcher.closed:
             return self.report

@@ -150,8 +150,15 @@ class TrackBridgeCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._bridge.check_fail_fast()
         machine = self._machine_for(trial)
-        machine.start(self._info(trial, machine), checkpoint_path=starting_checkpoint(trial))
+        checkpoint_path, checkpoint_step = starting_checkpoint(trial)
+        machine.start(self._info(trial, machine), checkpoint_path, checkpoint_step)
         self._bridge.deliver_trial_logs()
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        # Tune retries the failed trial from its last checkpoint (not a PBT exploit, even when that checkpoint
+        # is the donor's of an earlier exploit).
+        machine = self._machine_for(trial)
+        machine.recover(str(trial.trial_id))
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         # Tune calls this once per loop turn: hand over what trials logged in the meantime.

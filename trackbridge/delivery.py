@@ -225,6 +225,7 @@ class Dispatcher:
         self.workers = [plugin_worker(plugin, options, transport_for) for plugin in plugins]
         self._started = False
         self._closed = False
+        self._late_warned = False
 
     def start(self) -> None:
         if not self._started:
@@ -237,6 +238,14 @@ class Dispatcher:
         return self._closed
 
     def submit(self, call: HookCall) -> None:
+        if self._closed:  # e.g. a SIGTERM handler of the user's drained the run and Tune went on
+            if not self._late_warned:
+                self._late_warned = True
+                logger.warning("trackbridge: events after the run was drained and closed are not tracked")
+            for worker in self.workers:
+                if call.hook in worker.plugin.hooks:
+                    worker.ledger.dropped(1)
+            return
         for worker in self.workers:
             worker.submit(call)
 

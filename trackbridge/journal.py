@@ -8,7 +8,9 @@ periodically and lags behind. So each plugin's transport keeps a journal:
 - a result the plugin's hook accepted is *delivered*; it becomes *durable* once the plugin's
   ``trackbridge_flush`` has returned after it (at once for a plugin without a flush hook);
 - after each flush that made something durable, the journal file ``trackbridge_journal/<plugin>.json`` in
-  the experiment directory is replaced (through the experiment's filesystem: local or remote storage);
+  the experiment directory is replaced (through the experiment's filesystem: local or remote storage; on
+  remote storage at most every ``REMOTE_WRITE_INTERVAL`` seconds, and at each trial's end, branch and the
+  experiment's end);
 - in a restored experiment, a trial's first start reads the file: results at or below the step it names
   are replays for this plugin and are skipped (counted), and so are their checkpoints; the plugin's
   ``trial_start`` gets that step as ``last_step``. A trial the journal does not name falls back to the step
@@ -38,6 +40,7 @@ from typing import Any
 from trackbridge import experiment_files
 from trackbridge.events import ExperimentInfo
 from trackbridge.transport import (
+    EXPERIMENT_END,
     EXPERIMENT_START,
     TRIAL_CHECKPOINT,
     TRIAL_COMPLETE,
@@ -50,8 +53,11 @@ from trackbridge.transport import (
 logger = logging.getLogger("trackbridge")
 
 JOURNAL_DIR = "trackbridge_journal"
+#: On remote storage (one upload per write) the journal is replaced at most this often, besides at each
+#: trial's end, each branch and the experiment's end; on a local disk after every flush that changed it.
+REMOTE_WRITE_INTERVAL = 5.0
 #: Hooks the journal follows even for a plugin that does not implement them (they are not called then).
-JOURNAL_HOOKS = frozenset({EXPERIMENT_START, TRIAL_START, TRIAL_CONFIG_UPDATE})
+JOURNAL_HOOKS = frozenset({EXPERIMENT_START, TRIAL_START, TRIAL_CONFIG_UPDATE, TRIAL_COMPLETE, EXPERIMENT_END})
 FORMAT_VERSION = 1
 
 
@@ -82,6 +88,7 @@ class DeliveryJournal:
         self._seen: set[str] = set()
         self._journal_found = False
         self._dirty = False
+        self._last_write = 0.0
         self._write_failed = False
         #: Results and checkpoints not delivered to this plugin because it already holds them.
         self.skipped = 0
@@ -130,10 +137,23 @@ class DeliveryJournal:
     # ------------------------------------------------------------------ after a call
     def delivered(self, call: HookCall) -> None:
         """The plugin's hook accepted ``call``."""
+        if call.hook == EXPERIMENT_END and self._dirty:
+            self._write()
         if call.trial_id is None:
             return
         if call.hook == TRIAL_RESULT:
             self._pending[call.trial_id] = call.kwargs["step"]
+        elif call.hook == TRIAL_CONFIG_UPDATE and call.branch:
+            # The trial continues from the donor's step: what this plugin holds of the new branch ends there.
+            # Written at once, so a crash before the next flush never restores the old branch's higher floor.
+            self._pending.pop(call.trial_id, None)
+            step = call.kwargs.get("step")
+            if isinstance(step, int):
+                self._durable[call.trial_id] = step
+            else:
+                self._durable.pop(call.trial_id, None)
+            self._dirty = True
+            self._write()
         elif call.hook == TRIAL_COMPLETE and call.trial_id in self._pending:
             self._durable[call.trial_id] = self._pending.pop(call.trial_id)
             self._dirty = True
@@ -145,7 +165,8 @@ class DeliveryJournal:
             self._durable.update(self._pending)
             self._pending.clear()
             self._dirty = True
-        if self._dirty:
+        remote = self._experiment is not None and self._experiment.filesystem is not None
+        if self._dirty and not (remote and time.monotonic() - self._last_write < REMOTE_WRITE_INTERVAL):
             self._write()
 
     # ------------------------------------------------------------------ the file
@@ -181,3 +202,4 @@ class DeliveryJournal:
             self._write_failed = True
             return
         self._dirty = False
+        self._last_write = time.monotonic()

@@ -205,6 +205,9 @@ def child_main(fd: int) -> int:
     """Run one plugin for the driver on the other end of socket ``fd``."""
     # Ctrl+C in a terminal reaches the whole process group; the driver handles it and drains this process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # So does a SIGTERM to the process group (Slurm's scancel, a container stop): the driver drains this
+    # process first. A child whose driver is gone still ends: it sees the socket close.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     conn = Connection(fd)
     request, options = pickle.loads(conn.recv_bytes())

@@ -10,19 +10,25 @@ installs one that calls ``sys.exit(15)``; the user may have their own). On SIGTE
 - ``SIG_IGN`` before the run: TrackBridge installs nothing, the user chose to ignore SIGTERM.
 
 Why drain in the handler and not at exit: tracker SDKs tear down at interpreter exit in their own
-``atexit`` hooks, which run before TrackBridge's (W&B's service is gone by then), and Ray's C++ failure
-handler, which logs "SIGTERM received", arms a 3 s ``alarm`` whose handler aborts the process (exit by
-SIGABRT) if it is still alive; draining happens before any of that, and the handler cancels that alarm.
+``atexit`` hooks, which run before TrackBridge's (W&B's service is gone by then). And why a Python handler
+at all: Ray's core worker installs a C-level failure handler (absl's) for SIGTERM, which logs "SIGTERM
+received", hands the signal to Python's handler, and arms a 3 s ``alarm`` whose handler aborts the process
+(exit by SIGABRT) if it is still alive then, which a drain at exit outlasts. Installing this handler
+replaces that C-level one while a run is on.
+
+A SIGTERM that arrives while the main thread is already draining (the end of ``fit()``) is handed on once
+that drain is done; a second SIGTERM while the first is handled is ignored (the first ends the process).
 Only the main thread can install a handler; a run started elsewhere drains at exit as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -32,6 +38,11 @@ _installed = False
 _previous: Any = None
 _drain: Callable[[], None] | None = None
 _drain_wait: float | None = None
+#: The handler is running (a second SIGTERM is ignored).
+_handling = False
+#: How deep the main thread is in a drain (``closing()``), and a SIGTERM that came meanwhile.
+_main_closing = 0
+_deferred: tuple[int, FrameType | None] | None = None
 
 
 def install(drain: Callable[[], None], wait: float | None) -> None:
@@ -69,9 +80,34 @@ def _restorable(handler: Any) -> Any:
     return signal.SIG_DFL if handler is None else handler
 
 
+@contextlib.contextmanager
+def closing() -> Iterator[None]:
+    """Around a drain: a SIGTERM that interrupts it on the main thread waits until it is done."""
+    global _main_closing, _deferred
+    on_main = threading.current_thread() is threading.main_thread()
+    if on_main:
+        _main_closing += 1
+    try:
+        yield
+    finally:
+        if on_main:
+            _main_closing -= 1
+            if _main_closing == 0 and _deferred is not None:
+                signum, frame = _deferred
+                _deferred = None
+                _hand_on(signum, frame)
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _cancel_failure_alarm()
-    previous = _previous
+    global _handling, _deferred
+    if _handling:
+        logger.warning("trackbridge: SIGTERM received again while draining; the first one ends the process")
+        return
+    if _main_closing:  # the main thread is draining already: hand the signal on when it is done
+        logger.warning("trackbridge: SIGTERM received while draining; the process ends once the drain is done")
+        _deferred = (signum, frame)
+        return
+    _handling = True
     logger.warning("trackbridge: SIGTERM received: draining every tracker before the process ends")
     if _drain is not None:
         # On a thread of its own: the main thread was interrupted anywhere, perhaps holding a lock the drain
@@ -79,11 +115,19 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         drainer = threading.Thread(target=_drain_safely, args=(_drain,), name="trackbridge-sigterm", daemon=True)
         drainer.start()
         drainer.join(_drain_wait)
+    try:
+        _hand_on(signum, frame)
+    finally:
+        _handling = False
+
+
+def _hand_on(signum: int, frame: FrameType | None) -> None:
+    """Put the previous handler back and give it the signal (the default action: end as terminated)."""
+    previous = _previous
     uninstall()
     if callable(previous):
         previous(signum, frame)
         return
-    # The default action: end as a process terminated by SIGTERM does.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
 
@@ -93,12 +137,3 @@ def _drain_safely(drain: Callable[[], None]) -> None:
         drain()
     except Exception:  # pragma: no cover - the signal must be handed on whatever happens
         logger.exception("trackbridge: draining on SIGTERM failed")
-
-
-def _cancel_failure_alarm() -> None:
-    """Cancel an alarm armed by a C-level failure handler (Ray's absl handler arms ``alarm(3)`` on SIGTERM and
-    aborts when it rings); an alarm whose SIGALRM handler is Python's own is the user's, and is kept."""
-    if not hasattr(signal, "alarm"):
-        return
-    if signal.getsignal(signal.SIGALRM) is None:  # SIGALRM is handled outside Python: not the user's alarm
-        signal.alarm(0)

@@ -42,21 +42,24 @@ class ThreadTransport(Transport):
     # ------------------------------------------------------------------ Transport
     def deliver(self, calls: Sequence[HookCall]) -> None:
         for call in calls:
+            implemented = call.hook in self._plugin.hooks  # if not, the call is there for the journal only
             if self._ledger.disabled:
-                self._ledger.dropped(1)
+                if implemented:
+                    self._ledger.dropped(1)
                 continue
-            self._ledger.lag(time.monotonic() - call.emitted)
             admitted = self.journal.admit(call)
             if admitted is None:  # the plugin holds this step already (a replay after a restore)
                 self._ledger.skipped_replay()
                 continue
-            if admitted.hook not in self._plugin.hooks:  # followed by the journal only
-                continue
             if call.hook in (TRIAL_COMPLETE, EXPERIMENT_END) and self._dirty:
                 self.flush()
-            if self._call(admitted.hook, admitted.kwargs, admitted.trial_id):
+            if not implemented:
                 self.journal.delivered(admitted)
-            if call.hook not in _NOTHING_TO_FLUSH_AFTER:
+            else:
+                self._ledger.lag(time.monotonic() - call.emitted)
+                if self._call(admitted.hook, admitted.kwargs, admitted.trial_id):
+                    self.journal.delivered(admitted)
+            if implemented and call.hook not in _NOTHING_TO_FLUSH_AFTER:
                 self._dirty = True
             elif call.hook == EXPERIMENT_END:
                 self._dirty = False  # the last call: nothing may follow it, not even a flush

@@ -18,7 +18,7 @@ experiment checkpoint.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from trackbridge.emitter import HookEmitter
@@ -45,12 +45,11 @@ class TrialState:
     #: are replays. None after a restore too: the plugins' journals (``journal``) know better than Tune's
     #: experiment checkpoint, which lags behind.
     replay_floor: int | None = None
-    #: Steps of this trial's recent checkpoints by path, to tell the step a branch continues from.
-    checkpoint_steps: dict[str, int | None] = field(default_factory=dict)
-
-
-#: Recent checkpoints remembered per trial (PBT exploits a donor's latest one).
-_CHECKPOINTS_KEPT = 8
+    #: The other trial's checkpoint this trial last continued from.
+    branched_from: str | None = None
+    #: The next start re-runs the trial from its last checkpoint (a retry after a failure, or the first start
+    #: after a restore): starting from the checkpoint it last branched from again is not a new branch then.
+    rerun: bool = False
 
 
 class TrialStateMachine:
@@ -89,13 +88,13 @@ class TrialStateMachine:
         state = self.trials.get(trial_id)
         return state is not None and state.open
 
-    def start(self, info: TrialInfo, checkpoint_path: str | None = None) -> None:
+    def start(self, info: TrialInfo, checkpoint_path: str | None = None, checkpoint_step: int | None = None) -> None:
         """The trial starts, or starts again (pause/resume, retry, restore).
 
-        ``checkpoint_path``: the checkpoint the trial starts from, if any. One in another trial's directory
-        makes this start a branch (a PBT exploit).
+        ``checkpoint_path``/``checkpoint_step``: the checkpoint the trial starts from, if any. One outside the
+        trial's own directory, other than the one it last branched from, makes this start a branch (a PBT
+        exploit continues the trial from the donor's checkpoint).
         """
-        branched_from = self._foreign_checkpoint(info.trial_id, checkpoint_path)
         state = self.trials.get(info.trial_id)
         resumed = state is not None
         if state is None:
@@ -107,12 +106,13 @@ class TrialStateMachine:
         changes: dict[str, Any] = {}
         if resumed and old_config and dict(old_config) != dict(info.config):
             changes = {k: v for k, v in info.config.items() if old_config.get(k, _MISSING) != v}
-        if resumed and branched_from is not None:
+        rerun, state.rerun = state.rerun, False
+        if resumed and _is_foreign(info, checkpoint_path) and not (rerun and checkpoint_path == state.branched_from):
             # New results from the donor's step on, under the (perhaps) new config: not replays.
             state.replay_floor = None
+            state.branched_from = checkpoint_path
             self.branches += 1
-            step = self._checkpoint_step(branched_from)
-            self._emit.trial_branch(info, state.last_step if step is None else step, changes)
+            self._emit.trial_branch(info, checkpoint_step, changes)
         elif changes:
             self._emit.trial_config_update(info, state.last_step, changes)
         for entry in self._early_logs.pop(info.trial_id, ()):
@@ -157,28 +157,14 @@ class TrialStateMachine:
         checkpoint = CheckpointInfo(
             path=path, filesystem=filesystem, step=state.last_metrics_step, metrics=state.last_metrics or {}
         )
-        state.checkpoint_steps[path.rstrip("/")] = state.last_metrics_step
-        while len(state.checkpoint_steps) > _CHECKPOINTS_KEPT:
-            del state.checkpoint_steps[next(iter(state.checkpoint_steps))]
         self._emit.trial_checkpoint(state.info, checkpoint)
         return True
 
-    def _foreign_checkpoint(self, trial_id: str, path: str | None) -> str | None:
-        """``path`` if it lies in the directory of a trial other than ``trial_id``, else None."""
-        if not path:
-            return None
-        for tid, state in self.trials.items():
-            own = (state.info.path or "").rstrip("/")
-            if own and path.startswith(own + "/"):
-                return path if tid != trial_id else None
-        return None
-
-    def _checkpoint_step(self, path: str) -> int | None:
-        """The step of a checkpoint delivered for any trial, by its path (None when unknown)."""
-        for state in self.trials.values():
-            if path.rstrip("/") in state.checkpoint_steps:
-                return state.checkpoint_steps[path.rstrip("/")]
-        return None
+    def recover(self, trial_id: str) -> None:
+        """The trial failed and Tune will retry it from its last checkpoint."""
+        state = self.trials.get(trial_id)
+        if state is not None:
+            state.rerun = True
 
     def complete(self, info: TrialInfo, status: TrialStatus, error: str | None) -> None:
         """The trial ended. A trial never seen starting is started first; one already completed is ignored."""
@@ -197,7 +183,12 @@ class TrialStateMachine:
             "experiment": self.experiment.name if self.experiment else None,
             "trials": {
                 # the config too, so a trial that comes back changed after a restore gets its config_update
-                tid: {"last_step": s.last_step, "open": s.open, "config": dict(s.info.config)}
+                tid: {
+                    "last_step": s.last_step,
+                    "open": s.open,
+                    "config": dict(s.info.config),
+                    "branched_from": s.branched_from,
+                }
                 for tid, s in self.trials.items()
             },
         }
@@ -209,4 +200,15 @@ class TrialStateMachine:
                 placeholder = TrialInfo(
                     trial_id=tid, trial_name=tid, experiment_name="", config=saved.get("config") or {}
                 )
-                self.trials[tid] = TrialState(info=placeholder, last_step=saved.get("last_step"))
+                self.trials[tid] = TrialState(
+                    info=placeholder,
+                    last_step=saved.get("last_step"),
+                    branched_from=saved.get("branched_from"),
+                    rerun=True,
+                )
+
+
+def _is_foreign(info: TrialInfo, checkpoint_path: str | None) -> bool:
+    """``checkpoint_path`` lies outside the trial's own directory (another trial's checkpoint)."""
+    own = (info.path or "").rstrip("/")
+    return bool(checkpoint_path and own and not checkpoint_path.startswith(own + "/"))

@@ -69,11 +69,13 @@ def remote_filesystem(trial: Any) -> Any:
     return fs
 
 
-def starting_checkpoint(trial: Any) -> str | None:
-    """The path of the checkpoint a (re)starting trial continues from: its own latest, or after a PBT
-    exploit the donor trial's (``Trial.checkpoint``)."""
-    path = safe(lambda: trial.checkpoint.path)
-    return str(path) if path else None
+def starting_checkpoint(trial: Any) -> tuple[str | None, int | None]:
+    """The checkpoint a (re)starting trial continues from, and its step: the trial's own latest, or after a
+    PBT exploit the donor trial's (``Trial.latest_checkpoint_result``, which PBT sets to the donor's)."""
+    latest = safe(lambda: trial.latest_checkpoint_result)
+    path = safe(lambda: latest.checkpoint.path) if latest is not None else None
+    step = safe(lambda: latest.metrics.get(STEP_KEY)) if latest is not None else None
+    return (str(path) if path else None), (step if isinstance(step, int) and not isinstance(step, bool) else None)
 
 
 def trial_info(trial: Any, experiment: ExperimentInfo, redact_extra: Sequence[str], redact_enabled: bool) -> TrialInfo:
