@@ -137,10 +137,12 @@ class PluginWorker:
         return self._finished
 
     def _drop(self, calls: Sequence[HookCall]) -> int:
-        """Count ``calls`` as dropped; this plugin no longer holds their checkpoints' pins."""
-        self.ledger.dropped(len(calls))
+        """Count ``calls`` as dropped (those the journal alone follows are no events of the plugin); this
+        plugin no longer holds their checkpoints' pins."""
+        dropped = sum(1 for call in calls if call.hook in self.plugin.hooks)
+        self.ledger.dropped(dropped)
         checkpoint_pins.release(calls, self.plugin.name)
-        return len(calls)
+        return dropped
 
     def _drop_pending(self) -> int:
         calls: list[HookCall] = []
@@ -186,7 +188,7 @@ class PluginWorker:
                 if self.ledger.disabled:
                     self._drop(calls)
                 else:
-                    self._in_hand = len(calls)
+                    self._in_hand = sum(1 for call in calls if call.hook in self.plugin.hooks)
                     self._transport.deliver(calls)
                     self._in_hand = 0
                     if self._in_thread:

@@ -13,8 +13,9 @@ periodically and lags behind. So each plugin's transport keeps a journal:
   experiment's end);
 - in a restored experiment, a trial's first start reads the file: results at or below the step it names
   are replays for this plugin and are skipped (counted), and so are their checkpoints; the plugin's
-  ``trial_start`` gets that step as ``last_step``. A trial the journal does not name falls back to the step
-  Tune's state carried (``last_step`` of the start).
+  ``trial_start`` gets that step as ``last_step``. Without a journal file (an experiment from before the
+  journal, or storage that refused it) the floor is the step Tune's state carried (``last_step`` of the
+  start); a trial a journal file does not name has no floor (the plugin holds none of its results).
 
 The floor holds until the trial branches (a PBT exploit continues it from another trial's checkpoint, and
 its steps may go back): from then on every result is new.
