@@ -3,7 +3,7 @@
 Tune deletes old checkpoints (``CheckpointConfig(num_to_keep=...)``) on its own thread, while a plugin's
 worker may still be busy with earlier events. So when a checkpoint event is emitted (on Tune's thread, before
 Tune can delete that checkpoint), ``CheckpointPins`` hard-links the checkpoint's files into a staging
-directory TrackBridge owns (a copy only where hard links are impossible) and sets
+directory TrackBridge owns and sets
 ``CheckpointInfo.pinned_path``; ``CheckpointInfo.local_copy()`` then reads the pin.
 
 Layout of one pin: ``<root>/<n>/files/<checkpoint's name>/...`` and ``<root>/<n>/holders/<plugin>``, one empty
@@ -14,6 +14,9 @@ worker releases in its process). ``close`` removes whatever is left (a stuck plu
 
 The root is in the system's temporary directory when that is on the checkpoint's device, else next to the
 checkpoint (a hidden ``.trackbridge-pins-*`` directory in its parent), so the links never cross a device.
+Where hard links are impossible anyway (a file system without them) the checkpoint is not pinned, never
+copied: a copy would cost Tune's thread the whole checkpoint's size. It is counted (``unpinned``, the report's
+``unpinned_checkpoints``) and the plugins read the original path.
 
 Remote checkpoints (a pyarrow file system other than the local one) are not pinned: the plugin's worker
 downloads them when it reaches the event, and a checkpoint Tune has deleted by then raises
@@ -45,13 +48,6 @@ HOLDERS = "holders"
 def _marker(name: str) -> str:
     """A file name for the plugin ``name``, distinct for distinct names."""
     return "p-" + urllib.parse.quote(name, safe="")
-
-
-def _link_or_copy(source: str, target: str) -> None:
-    try:
-        os.link(source, target)
-    except OSError:  # a file system without hard links, or another device
-        shutil.copy2(source, target)
 
 
 def release(calls: Iterable[HookCall], holder: str) -> None:
@@ -122,7 +118,7 @@ class CheckpointPins:
         try:
             pin = os.path.join(self._root_for(source), str(next(self._numbers)))
             target = os.path.join(pin, FILES, os.path.basename(source) or "checkpoint")
-            shutil.copytree(source, target, copy_function=_link_or_copy)
+            shutil.copytree(source, target, copy_function=os.link)  # links only (see the module docstring)
             os.makedirs(os.path.join(pin, HOLDERS))
             for holder in self.holders:
                 open(os.path.join(pin, HOLDERS, holder), "x").close()
