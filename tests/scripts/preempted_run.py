@@ -27,6 +27,12 @@ NAME = "preempted"
 def trainable(config):
     import tempfile
 
+    # Both trials run side by side (on a busy machine one could otherwise finish before the other starts, and
+    # the signal would find one trial done and its run perhaps not yet finished by the tracker).
+    open(os.path.join(BASE, f"started-{config['x']}"), "w").close()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not all(os.path.exists(os.path.join(BASE, f"started-{x}")) for x in (1, 2)):
+        time.sleep(0.05)
     step = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint:
