@@ -28,9 +28,19 @@ def _progress(base: Path, x: int) -> int:
         return 0
 
 
+def _driver_env() -> dict[str, str]:
+    """This process's environment without W&B's service address: earlier tests in this process may have
+    started a W&B service (and W&B put its address into the environment); each driver starts its own."""
+    return {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+
+
 def _run_fresh_and_stop(base: Path, sig: signal.Signals) -> tuple[int, str]:
     proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "fresh", str(base)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, str(SCRIPT), "fresh", str(base)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_driver_env(),
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and min(_progress(base, 1), _progress(base, 2)) < 12:
@@ -95,7 +105,11 @@ def test_a_preempted_or_killed_driver_restored_gives_every_step_once_in_every_tr
         assert code == -signal.SIGKILL
 
     restored = subprocess.run(
-        [sys.executable, str(SCRIPT), "restore", str(tmp_path)], capture_output=True, text=True, timeout=300
+        [sys.executable, str(SCRIPT), "restore", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_driver_env(),
     )
     assert restored.returncode == 0 and "FIT RETURNED" in restored.stdout, restored.stderr[-4000:]
 
