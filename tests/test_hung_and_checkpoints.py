@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -364,11 +365,13 @@ def test_a_pin_is_hard_linked_and_an_isolated_plugin_releases_it_in_its_own_proc
         captured.append(call)
         dispatcher.submit(call)
 
-    dispatcher.start()
     try:
+        # Queued before the workers start, then Tune's copy is deleted: the plugins can only read the pin.
         HookEmitter(pins.sink(submit)).trial_checkpoint(_trial("a"), CheckpointInfo(path=str(checkpoint), step=1))
         pinned = Path(captured[0].kwargs["checkpoint"].pinned_path)
         assert (pinned / "state.json").stat().st_ino == (checkpoint / "state.json").stat().st_ino  # a hard link
+        shutil.rmtree(checkpoint)
+        dispatcher.start()
         assert dispatcher.close(60) == {"recorder": True, "pin_watcher": True}
         assert not pinned.parents[1].exists()  # released by the recorder here and by the watcher's process
         assert {s.plugin: s.delivered for s in dispatcher.stats()} == {"recorder": 1, "pin_watcher": 1}
