@@ -693,3 +693,134 @@ def test_logged_file_names_stay_under_logged():
     assert artifact_place(LoggedFile("/x/a.txt", "/etc/../passwd")) == ("logged/etc", "passwd")
     assert artifact_place(LoggedFile("/x/a.txt", "..")) == ("logged", "a.txt")
     assert artifact_place(LoggedFile("/x/dir/", "")) == ("logged", "dir")
+
+
+# --------------------------------------------------------------------------- a reopened run's points are not stored twice
+
+
+def _held_metrics(step: int, offset: float = 0.0) -> dict[str, float]:
+    """One result: a plain key and one MLflow stores under another name (``acc@top1`` -> ``acc_top1``)."""
+    return {"loss": offset + 1.0 / step, "acc@top1": offset + step / 10}
+
+
+def _first_process(uri: str, experiment: ExperimentInfo, trial: TrialInfo, steps: range) -> str:
+    """A plugin object (one process) logging ``steps`` of ``trial`` (results and an in-trial value) and
+    completing it; returns the trial's run id."""
+    plugin = MlflowPlugin(tracking_uri=uri)
+    plugin.trackbridge_setup()
+    plugin.trackbridge_experiment_start(experiment=experiment)
+    plugin.trackbridge_trial_start(trial=trial, resumed=False, last_step=None)
+    for step in steps:
+        plugin.trackbridge_trial_result(trial=trial, step=step, metrics=_held_metrics(step), timestamp=1000.0 + step)
+        plugin.trackbridge_trial_log(trial=trial, step=step, values={"batch/loss": 1.0}, files=[], timestamp=1000.0)
+    plugin.trackbridge_flush()
+    plugin.trackbridge_trial_complete(trial=trial, status=TrialStatus.COMPLETED, error=None)
+    plugin.trackbridge_experiment_end(experiment=experiment)
+    [run] = _runs(_client(uri), experiment.name).values()
+    return run.info.run_id
+
+
+def _reopening_process(uri: str, experiment: ExperimentInfo, trial: TrialInfo) -> MlflowPlugin:
+    """A second plugin object (a new process) on the same store, the experiment and the trial resumed, with
+    nothing known about the trial's last step (no delivery journal: ``replay --only-missing``, or lost)."""
+    plugin = MlflowPlugin(tracking_uri=uri)
+    plugin.trackbridge_setup()
+    plugin.trackbridge_experiment_start(experiment=ExperimentInfo(name=experiment.name, resumed=True))
+    plugin.trackbridge_trial_start(trial=trial, resumed=True, last_step=None)
+    return plugin
+
+
+def _send(plugin: MlflowPlugin, trial: TrialInfo, steps: range, offset: float) -> None:
+    for step in steps:
+        metrics = _held_metrics(step, offset)
+        plugin.trackbridge_trial_result(trial=trial, step=step, metrics=metrics, timestamp=2000.0 + step)
+        plugin.trackbridge_trial_log(trial=trial, step=step, values={"batch/loss": offset}, files=[], timestamp=2000.0)
+
+
+def _finish(plugin: MlflowPlugin, trial: TrialInfo, experiment: ExperimentInfo) -> None:
+    plugin.trackbridge_flush()
+    plugin.trackbridge_trial_complete(trial=trial, status=TrialStatus.COMPLETED, error=None)
+    plugin.trackbridge_experiment_end(experiment=experiment)
+
+
+def test_a_reopened_run_does_not_store_the_steps_it_already_holds_again(shared_db, caplog):
+    experiment = ExperimentInfo(name="held_steps")
+    trial = TrialInfo("h1", "trial_h1", "held_steps", config={"lr": 0.1})
+    run_id = _first_process(shared_db, experiment, trial, range(1, 6))
+
+    with caplog.at_level(logging.INFO, logger="trackbridge"):
+        second = _reopening_process(shared_db, experiment, trial)
+    _send(second, trial, range(1, 9), offset=100.0)  # steps 1..5 again (other values), then 6..8 new
+    _finish(second, trial, experiment)
+
+    client = _client(shared_db)
+    [run] = _runs(client, "held_steps").values()  # still one run for the trial
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"
+    assert set(run.data.metrics) == {"loss", "acc_top1", "batch/loss"}
+    for key in run.data.metrics:
+        history = client.get_metric_history(run_id, key)
+        assert sorted(m.step for m in history) == list(range(1, 9)), key  # each step once
+        kept_old = [m for m in history if m.step <= 5]
+        assert all(m.value < 100.0 for m in kept_old), key  # the points the run held, not the re-sent ones
+    assert second.held_skipped == 3 * 5  # three metrics, steps 1..5: results and in-trial values alike
+    [line] = [r.getMessage() for r in caplog.records if "already holds" in r.getMessage()]
+    assert f"run {run_id}, which already holds 5 steps (15 points of 3 metrics)" in line
+    assert "trial_h1" in line and "not logged again" in line
+
+
+def test_after_a_config_update_a_reopened_run_logs_the_steps_that_come_again(shared_db):
+    """A PBT exploit after the reopening: the trial continues from step 3, so its steps 4, 5, 6 are new
+    points (the branch), although the run holds those steps from before."""
+    experiment = ExperimentInfo(name="held_branch")
+    trial = TrialInfo("h2", "trial_h2", "held_branch", config={"lr": 0.1})
+    run_id = _first_process(shared_db, experiment, trial, range(1, 6))
+
+    second = _reopening_process(shared_db, experiment, trial)
+    _send(second, trial, range(1, 9), offset=100.0)  # 1..5 dropped, 6..8 logged
+    exploited = TrialInfo("h2", "trial_h2", "held_branch", config={"lr": 0.5})
+    second.trackbridge_trial_start(trial=exploited, resumed=True, last_step=8)
+    second.trackbridge_trial_config_update(trial=exploited, step=3, changes={"lr": 0.5})
+    _send(second, exploited, range(4, 7), offset=200.0)  # the branch: logged again
+    _finish(second, exploited, experiment)
+
+    client = _client(shared_db)
+    [run] = _runs(client, "held_branch").values()
+    assert run.info.run_id == run_id
+    for key in ("loss", "acc_top1", "batch/loss"):
+        history = client.get_metric_history(run_id, key)
+        assert sorted(m.step for m in history) == [1, 2, 3, 4, 4, 5, 5, 6, 6, 7, 8], key
+        assert sorted(m.step for m in history if m.value >= 200.0) == [4, 5, 6], key  # once after the branch
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "trackbridge/exploit")] == [(3, 1.0)]
+    assert second.held_skipped == 3 * 5
+
+
+def test_a_reopened_run_logs_old_steps_of_a_metric_it_did_not_have(shared_db):
+    experiment = ExperimentInfo(name="held_per_key")
+    trial = TrialInfo("h3", "trial_h3", "held_per_key")
+    run_id = _first_process(shared_db, experiment, trial, range(1, 4))
+
+    second = _reopening_process(shared_db, experiment, trial)
+    for step in range(1, 5):
+        metrics = {"loss": 100.0 + step, "new/metric": float(step)}
+        second.trackbridge_trial_result(trial=trial, step=step, metrics=metrics, timestamp=2000.0 + step)
+    second.trackbridge_trial_log(trial=trial, step=2, values={"new/in_trial": 2.0}, files=[], timestamp=2000.0)
+    _finish(second, trial, experiment)
+
+    client = _client(shared_db)
+    assert _steps(client, run_id, "loss") == [1, 2, 3, 4]
+    assert [m.value for m in client.get_metric_history(run_id, "loss") if m.step == 4] == [104.0]
+    assert _steps(client, run_id, "new/metric") == [1, 2, 3, 4]  # held is per key: old steps of a new key
+    assert _steps(client, run_id, "new/in_trial") == [2]
+    assert second.held_skipped == 3
+
+
+def test_held_step_ranges_membership_and_counts():
+    from trackbridge_mlflow.held import HeldSteps, StepRanges
+
+    ranges = StepRanges([5, 1, 2, 3, 3, 9, -2, 10])
+    assert list(ranges.ranges()) == [(-2, -2), (1, 3), (5, 5), (9, 10)] and len(ranges) == 7
+    assert [s for s in range(-3, 12) if s in ranges] == [-2, 1, 2, 3, 5, 9, 10]
+    held = HeldSteps({"a": StepRanges(range(1, 6)), "b": StepRanges([4, 5, 6, 20])})
+    assert (held.steps, held.points, held.metrics) == (7, 9, 2)
+    assert ("a", 5) in held and ("a", 6) not in held and ("b", 20) in held and ("c", 1) not in held
+    assert held and not HeldSteps({})

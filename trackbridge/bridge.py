@@ -19,7 +19,7 @@ from trackbridge.delivery import Dispatcher
 from trackbridge.emitter import HookEmitter
 from trackbridge.errors import TrackerFailure
 from trackbridge.process_transport import transport_for
-from trackbridge.report import write_report
+from trackbridge.report import REPORT_FILE, write_report
 from trackbridge.settings import CallbackSettings, parse_settings
 from trackbridge.trial_inbox import InboxCollector
 from trackbridge.trial_states import TrialStateMachine
@@ -89,16 +89,17 @@ class Bridge:
         """A run was started and has been closed."""
         return self._dispatcher is not None and self._dispatcher.closed
 
-    def start(self, restored: Mapping[str, Any] | None = None) -> TrialStateMachine:
+    def start(self, restored: Mapping[str, Any] | None = None, journal_mode: str = "live") -> TrialStateMachine:
         """The state machine of the current run; starts the plugins' workers (and ``trackbridge_setup``) on
-        first use. ``restored``: the machine's snapshot from a restored experiment."""
+        first use. ``restored``: the machine's snapshot from a restored experiment; ``journal_mode``: how the
+        plugins' delivery journals treat the experiment (``journal.LIVE``, a replay's ``FILL`` or ``IGNORE``)."""
         if self.machine is None:
             dispatcher = Dispatcher(
                 self.plugins(), self.settings.delivery, transport_for=transport_for(self.settings.isolate)
             )
             dispatcher.start()
             self._pins = CheckpointPins.for_plugins(self.plugins())
-            emit = HookEmitter(self._pins.sink(dispatcher.submit))
+            emit = HookEmitter(self._pins.sink(dispatcher.submit), journal_mode)
             emit.setup()
             self._dispatcher, self.machine = dispatcher, TrialStateMachine(emit)
             if restored is not None:
@@ -161,14 +162,19 @@ class Bridge:
                 "(fail_fast=True stops the run)"
             ) from exc
 
-    def close(self) -> dict[str, Any] | None:
+    def close(
+        self, report_file: str = REPORT_FILE, report_extra: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """End every open trial as UNFINISHED, end the experiment, drain and close every plugin, write the
-        delivery report. Called by the adapter at the run's end; also by an exit hook if that never comes
-        (and a SIGTERM handler); a SIGTERM that interrupts it is handed on once it is done."""
+        delivery report (as ``report_file``, with ``report_extra``'s sections). Called by the adapter at the run's
+        end; also by an exit hook if that never comes (and a SIGTERM handler); a SIGTERM that interrupts it is
+        handed on once it is done."""
         with termination.closing():
-            return self._close()
+            return self._close(report_file, report_extra)
 
-    def _close(self) -> dict[str, Any] | None:
+    def _close(
+        self, report_file: str = REPORT_FILE, report_extra: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         dispatcher, machine = self._dispatcher, self.machine
         if dispatcher is None or machine is None or dispatcher.closed:
             return self.report
@@ -192,5 +198,7 @@ class Bridge:
             skipped_replays=machine.skipped_replays,
             late_trial_logs=machine.late_logs,
             unpinned_checkpoints=self._pins.unpinned if self._pins is not None else 0,
+            file_name=report_file,
+            extra=report_extra,
         )
         return self.report

@@ -1,4 +1,4 @@
-"""The ``trackbridge`` command: ``trackbridge plugins`` and ``trackbridge demo``."""
+"""The ``trackbridge`` command: ``trackbridge plugins``, ``trackbridge demo`` and ``trackbridge replay``."""
 
 from __future__ import annotations
 
@@ -78,6 +78,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_demo.add_argument("--trials", type=int, default=4)
     p_demo.add_argument("--results", type=int, default=20)
     p_demo.add_argument("--dir", default="trackbridge-demo", help="where the demo writes everything")
+    p_replay = sub.add_parser(
+        "replay",
+        help="send a Tune experiment's recorded results into trackers (after the fact)",
+        description="Rebuild every trial's lifecycle from a Tune experiment folder (local path or URI such as "
+        "s3://bucket/path) and send it through the plugins, as a live run would have.",
+    )
+    p_replay.add_argument("experiment", help="the Tune experiment folder: <storage_path>/<experiment name>")
+    p_replay.add_argument("--plugins", required=True, help="comma-separated plugin names, e.g. mlflow,wandb")
+    p_replay.add_argument(
+        "--only-missing",
+        action="store_true",
+        help="add only what each tracker lacks (per the delivery journal, else the tracker's own runs)",
+    )
+    p_replay.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="PLUGIN.KEY=VALUE",
+        help="a plugin option, e.g. mlflow.tracking_uri=sqlite:///mlflow.db (VALUE is JSON if it parses)",
+    )
+    p_replay.add_argument("--exclude", action="append", default=[], help="a metric name or glob to leave out")
+    p_replay.add_argument("--include-auto-metrics", action="store_true", help="also Tune's auto-filled fields")
+    p_replay.add_argument("--isolate", action="store_true", help="run each plugin in a process of its own")
+    p_replay.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.command == "plugins":
         rows = _with_hook(describe_plugins(), args.hook)
@@ -91,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         names = [n.strip() for n in args.plugins.split(",")] if args.plugins else None
         return run_demo(plugins=names, trials=args.trials, results=args.results, directory=args.dir)
+    if args.command == "replay":
+        from trackbridge.replay_cli import run_replay
+
+        return run_replay(args)
     parser.print_help()
     return 2
 

@@ -29,14 +29,17 @@ class HookEmitter:
     """One method per hook; each builds the ``HookCall`` and hands it to ``sink`` (a dispatcher's ``submit``,
     or a list's ``append`` for a script that is played later)."""
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, journal_mode: str = "live") -> None:
         self._sink = sink
+        #: How the plugins' delivery journals treat the experiment (``journal.LIVE``, ``FILL``, ``IGNORE``).
+        self.journal_mode = journal_mode
 
     def setup(self) -> None:
         self._sink(HookCall(SETUP, {}))
 
     def experiment_start(self, experiment: ExperimentInfo) -> None:
-        self._sink(HookCall(EXPERIMENT_START, {"experiment": experiment}))
+        call = HookCall(EXPERIMENT_START, {"experiment": experiment}, journal_mode=self.journal_mode)
+        self._sink(call)
 
     def trial_start(self, trial: TrialInfo, resumed: bool, last_step: int | None) -> None:
         self._sink(HookCall(TRIAL_START, {"trial": trial, "resumed": resumed, "last_step": last_step}, trial.trial_id))

@@ -24,6 +24,17 @@ A plugin whose flush does not make its writes durable says so with ``durable_aft
 its service process buffers the offline run file and loses the buffer when the driver is killed); its
 results count as durable once their trial's run is completed.
 
+Steps the plugin did not take are kept as *missing*: a result whose hook failed, and the results accepted
+since the last flush when a flush (or the trial's completion) failed (the tracker may or may not hold those:
+they are counted as missing, so ``trackbridge replay --only-missing`` sends them again, and a tracker that can
+read its own state skips what it holds). A step at or below the floor that is missing is never a replay.
+The journal also records the status each trial's run was completed with, so an ``--only-missing`` replay
+leaves a trial alone that its tracker holds complete.
+
+Modes (``HookCall.journal_mode`` of ``experiment_start``): ``live`` (a Tune run, the default), ``fill``
+(``replay --only-missing``: trials the journal shows completed with nothing missing are skipped whole),
+``ignore`` (a full replay: the file is not read; it is rewritten with what this replay delivered).
+
 Limit: a result delivered but not yet flushed when the process is killed is not in the journal; if Tune
 re-reports it, the plugin gets it again (a tracker that had written it anyway then holds it twice). Results
 flushed after Tune's last trial checkpoint are not re-reported and are not lost.
@@ -46,6 +57,7 @@ from trackbridge.transport import (
     TRIAL_CHECKPOINT,
     TRIAL_COMPLETE,
     TRIAL_CONFIG_UPDATE,
+    TRIAL_LOG,
     TRIAL_RESULT,
     TRIAL_START,
     HookCall,
@@ -59,7 +71,11 @@ JOURNAL_DIR = "trackbridge_journal"
 REMOTE_WRITE_INTERVAL = 5.0
 #: Hooks the journal follows even for a plugin that does not implement them (they are not called then).
 JOURNAL_HOOKS = frozenset({EXPERIMENT_START, TRIAL_START, TRIAL_CONFIG_UPDATE, TRIAL_COMPLETE, EXPERIMENT_END})
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: ``journal_mode`` values (see the module docstring).
+LIVE, FILL, IGNORE = "live", "fill", "ignore"
+#: Completion statuses after which Tune never sends the trial's results again.
+_FINAL = frozenset({"completed", "failed"})
 
 
 def journal_name(plugin_name: str) -> str:
@@ -76,14 +92,22 @@ class DeliveryJournal:
         #: its results count as durable only once their trial's run was completed.
         self.durable_after_flush = durable_after_flush
         self._experiment: ExperimentInfo | None = None
-        #: Per trial, the step of the last result delivered and not yet flushed.
-        self._pending: dict[str, int] = {}
+        #: Per trial, the steps of the results delivered and not yet flushed.
+        self._pending: dict[str, set[int]] = {}
         #: Per trial, the step of the last result made durable (what the file says).
         self._durable: dict[str, int] = {}
+        #: Per trial, steps the plugin did not take (failed, or unsure after a failed flush).
+        self._missing: dict[str, set[int]] = {}
+        #: Per trial, the status its run was last completed with.
+        self._status: dict[str, str] = {}
         #: What a restored experiment's journal said, per trial.
         self._restored: dict[str, int] = {}
-        #: Per trial: results at or below are replays for this plugin (set at a restored trial's first start).
+        #: Per trial: results at or below are replays for this plugin (set at a restored trial's first start),
+        #: except the missing steps.
         self._floors: dict[str, int] = {}
+        #: Trials an ``--only-missing`` replay leaves alone (complete in the tracker, nothing missing).
+        self._skipped_trials: set[str] = set()
+        self._mode = LIVE
         #: Trials whose last result was skipped as a replay (their checkpoint is skipped too).
         self._replaying: set[str] = set()
         self._seen: set[str] = set()
@@ -99,16 +123,21 @@ class DeliveryJournal:
         """The call to deliver (``trial_start`` carries this plugin's own last step), or None for a replay."""
         hook, trial_id = call.hook, call.trial_id
         if hook == EXPERIMENT_START:
+            self._mode = call.journal_mode
             self._bind(call.kwargs["experiment"])
         elif trial_id is None:
             return call
+        elif trial_id in self._skipped_trials:
+            if hook in (TRIAL_RESULT, TRIAL_CHECKPOINT, TRIAL_LOG):
+                self.skipped += 1
+            return None
         elif hook == TRIAL_START:
             return self._started(call, trial_id)
         elif hook == TRIAL_CONFIG_UPDATE and call.branch:
             self._floors.pop(trial_id, None)
         elif hook == TRIAL_RESULT:
-            floor = self._floors.get(trial_id)
-            if floor is not None and call.kwargs["step"] <= floor:
+            floor, step = self._floors.get(trial_id), call.kwargs["step"]
+            if floor is not None and step <= floor and step not in self._missing.get(trial_id, ()):
                 self._replaying.add(trial_id)
                 self.skipped += 1
                 return None
@@ -118,10 +147,13 @@ class DeliveryJournal:
             return None
         return call
 
-    def _started(self, call: HookCall, trial_id: str) -> HookCall:
+    def _started(self, call: HookCall, trial_id: str) -> HookCall | None:
         if trial_id in self._seen:
             return call
         self._seen.add(trial_id)
+        if self._mode == FILL and self._status.get(trial_id) in _FINAL and not self._missing.get(trial_id):
+            self._skipped_trials.add(trial_id)  # the tracker holds this trial complete: nothing to add
+            return None
         if trial_id in self._restored:
             # The plugin holds this trial's run up to that step, even when Tune's own state had not seen the
             # trial report yet (its experiment checkpoint lagged): the start continues that run.
@@ -143,11 +175,13 @@ class DeliveryJournal:
         if call.trial_id is None:
             return
         if call.hook == TRIAL_RESULT:
-            self._pending[call.trial_id] = call.kwargs["step"]
+            self._pending.setdefault(call.trial_id, set()).add(call.kwargs["step"])
         elif call.hook == TRIAL_CONFIG_UPDATE and call.branch:
             # The trial continues from the donor's step: what this plugin holds of the new branch ends there.
             # Written at once, so a crash before the next flush never restores the old branch's higher floor.
             self._pending.pop(call.trial_id, None)
+            self._missing.pop(call.trial_id, None)
+            self._status.pop(call.trial_id, None)
             step = call.kwargs.get("step")
             if isinstance(step, int):
                 self._durable[call.trial_id] = step
@@ -155,17 +189,49 @@ class DeliveryJournal:
                 self._durable.pop(call.trial_id, None)
             self._dirty = True
             self._write()
-        elif call.hook == TRIAL_COMPLETE and call.trial_id in self._pending:
-            self._durable[call.trial_id] = self._pending.pop(call.trial_id)
+        elif call.hook == TRIAL_COMPLETE:
+            self._make_durable(call.trial_id)
+            status = call.kwargs.get("status")
+            self._status[call.trial_id] = str(getattr(status, "value", status))
             self._dirty = True
             self._write()
+
+    def failed(self, call: HookCall) -> None:
+        """The plugin's hook raised for ``call`` (after retries): its step is missing; a failed completion also
+        leaves the trial's unflushed results unsure (counted missing)."""
+        if call.trial_id is None:
+            return
+        if call.hook == TRIAL_RESULT:
+            self._missing.setdefault(call.trial_id, set()).add(call.kwargs["step"])
+            self._dirty = True
+        elif call.hook == TRIAL_COMPLETE:
+            self._lose_pending(call.trial_id)
+
+    def flush_failed(self) -> None:
+        """The plugin's flush raised: whatever it accepted since the last flush may not be stored."""
+        for trial_id in list(self._pending):
+            self._lose_pending(trial_id)
+
+    def _lose_pending(self, trial_id: str) -> None:
+        steps = self._pending.pop(trial_id, None)
+        if steps:
+            self._missing.setdefault(trial_id, set()).update(steps)
+            self._dirty = True
+
+    def _make_durable(self, trial_id: str) -> None:
+        steps = self._pending.pop(trial_id, None)
+        if steps:
+            self._durable[trial_id] = max(self._durable.get(trial_id, max(steps)), max(steps))
+            missing = self._missing.get(trial_id)
+            if missing:
+                missing.difference_update(steps)
+            self._dirty = True
 
     def flushed(self) -> None:
         """The plugin flushed: what it accepted before is durable; write the file if that changed."""
         if self._pending and self.durable_after_flush:
-            self._durable.update(self._pending)
-            self._pending.clear()
-            self._dirty = True
+            for trial_id in list(self._pending):
+                self._make_durable(trial_id)
         remote = self._experiment is not None and self._experiment.filesystem is not None
         if self._dirty and not (remote and time.monotonic() - self._last_write < REMOTE_WRITE_INTERVAL):
             self._write()
@@ -175,6 +241,8 @@ class DeliveryJournal:
         # Read even when the experiment is not marked resumed (Tune may restore without handing back the
         # callback's state): trial ids are unique per experiment, so entries of another run never match.
         self._experiment = experiment
+        if self._mode == IGNORE:  # a full replay: deliver everything, whatever the file says
+            return
         try:
             text = experiment_files.read_text(experiment, journal_name(self.plugin_name))
             saved = json.loads(text) if text else {}
@@ -183,17 +251,32 @@ class DeliveryJournal:
             return
         self._journal_found = bool(saved)
         for trial_id, entry in (saved.get("trials") or {}).items():
-            step = entry.get("step") if isinstance(entry, dict) else None
+            if not isinstance(entry, dict):
+                continue
+            tid, step = str(trial_id), entry.get("step")
             if isinstance(step, int):
-                self._restored[str(trial_id)] = step
+                self._restored[tid] = step
+            missing = steps_of(entry.get("missing"))
+            if missing:
+                self._missing[tid] = missing
+            if isinstance(entry.get("status"), str):
+                self._status[tid] = entry["status"]
         self._durable.update(self._restored)
+
+    def _entry(self, trial_id: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"step": self._durable.get(trial_id)}
+        if self._missing.get(trial_id):
+            entry["missing"] = ranges_of(self._missing[trial_id])
+        if trial_id in self._status:
+            entry["status"] = self._status[trial_id]
+        return entry
 
     def _write(self) -> None:
         document: dict[str, Any] = {
             "version": FORMAT_VERSION,
             "plugin": self.plugin_name,
             "written_at": time.time(),
-            "trials": {tid: {"step": step} for tid, step in sorted(self._durable.items())},
+            "trials": {tid: self._entry(tid) for tid in sorted(set(self._durable) | set(self._missing))},
         }
         try:
             experiment_files.write_text(self._experiment, journal_name(self.plugin_name), json.dumps(document))
@@ -204,3 +287,23 @@ class DeliveryJournal:
             return
         self._dirty = False
         self._last_write = time.monotonic()
+
+
+def ranges_of(steps: set[int]) -> list[list[int]]:
+    """``{1, 2, 3, 7}`` as ``[[1, 3], [7, 7]]`` (how the file keeps missing steps)."""
+    ranges: list[list[int]] = []
+    for step in sorted(steps):
+        if ranges and step == ranges[-1][1] + 1:
+            ranges[-1][1] = step
+        else:
+            ranges.append([step, step])
+    return ranges
+
+
+def steps_of(ranges: Any) -> set[int]:
+    """The steps of ``ranges_of``'s output; what is not a ``[first, last]`` pair of ints is ignored."""
+    steps: set[int] = set()
+    for pair in ranges if isinstance(ranges, list) else ():
+        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) for v in pair):
+            steps.update(range(pair[0], pair[1] + 1))
+    return steps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from trackbridge import experiment_files
@@ -37,7 +37,11 @@ def write_report(
     skipped_replays: int,
     late_trial_logs: int = 0,
     unpinned_checkpoints: int = 0,
+    file_name: str = REPORT_FILE,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Log the report and write it as ``file_name`` in the experiment directory; ``extra``: more sections
+    (a replay's own account)."""
     rows = [s.as_dict() for s in stats]
     for row in rows:
         row["drained"] = finished.get(row["plugin"], True)
@@ -50,13 +54,14 @@ def write_report(
         # local checkpoints that could not be pinned against Tune's deletion (already gone, or a failed link/copy).
         "unpinned_checkpoints": unpinned_checkpoints,
         "plugins": rows,
+        **dict(extra or {}),
     }
     troubled = any(r["failed"] or r["dropped"] or not r["drained"] for r in rows)
     log = logger.warning if troubled else logger.info
     log("trackbridge: delivery report (drain took %.2fs)\n%s", drain_seconds, format_table(rows))
     try:
         # In the experiment directory, through the experiment's filesystem (local disk, S3, GCS, ...).
-        path = experiment_files.write_text(experiment, REPORT_FILE, json.dumps(report, indent=2))
+        path = experiment_files.write_text(experiment, file_name, json.dumps(report, indent=2))
     except Exception as exc:  # the storage's own errors (pyarrow raises OSError subclasses and others)
         logger.warning("trackbridge: could not write the delivery report: %s", exc)
         path = None

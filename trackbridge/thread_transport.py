@@ -17,7 +17,18 @@ from trackbridge.errors import TransientError
 from trackbridge.journal import DeliveryJournal
 from trackbridge.ledger import DeliveryLedger
 from trackbridge.loading import LoadedPlugin
-from trackbridge.transport import EXPERIMENT_END, FLUSH, SETUP, TRIAL_COMPLETE, DeliveryOptions, HookCall, Transport
+from trackbridge.transport import (
+    EXPERIMENT_END,
+    FLUSH,
+    SETUP,
+    TRIAL_CHECKPOINT,
+    TRIAL_COMPLETE,
+    TRIAL_LOG,
+    TRIAL_RESULT,
+    DeliveryOptions,
+    HookCall,
+    Transport,
+)
 
 logger = logging.getLogger("trackbridge")
 
@@ -48,8 +59,9 @@ class ThreadTransport(Transport):
                     self._ledger.dropped(1)
                 continue
             admitted = self.journal.admit(call)
-            if admitted is None:  # the plugin holds this step already (a replay after a restore)
-                self._ledger.skipped_replay()
+            if admitted is None:  # the plugin holds this already (a replay after a restore, or a filled trial)
+                if call.hook in (TRIAL_RESULT, TRIAL_CHECKPOINT, TRIAL_LOG):
+                    self._ledger.skipped_replay()
                 continue
             if call.hook in (TRIAL_COMPLETE, EXPERIMENT_END) and self._dirty:
                 self.flush()
@@ -59,6 +71,8 @@ class ThreadTransport(Transport):
                 self._ledger.lag(time.monotonic() - call.emitted)
                 if self._call(admitted.hook, admitted.kwargs, admitted.trial_id):
                     self.journal.delivered(admitted)
+                else:
+                    self.journal.failed(admitted)
             if implemented and call.hook not in _NOTHING_TO_FLUSH_AFTER:
                 self._dirty = True
             elif call.hook == EXPERIMENT_END:
@@ -68,8 +82,13 @@ class ThreadTransport(Transport):
         return self._last_flush + self._options.flush_interval if self._dirty else None
 
     def flush(self) -> None:
-        if FLUSH not in self._plugin.hooks or (not self._ledger.disabled and self._call(FLUSH, {}, None)):
+        if FLUSH not in self._plugin.hooks:
             self.journal.flushed()
+        elif not self._ledger.disabled:
+            if self._call(FLUSH, {}, None):
+                self.journal.flushed()
+            else:
+                self.journal.flush_failed()
         self._dirty, self._last_flush = False, time.monotonic()
 
     def idle(self) -> None:

@@ -46,6 +46,9 @@ class HookCall:
     #: A ``trial_config_update`` marking a branch: the trial continues from another trial's checkpoint (PBT),
     #: so its steps may go back (see ``journal``). Not passed to the plugin.
     branch: bool = False
+    #: For ``experiment_start``: how each plugin's delivery journal treats the experiment (``journal.LIVE``,
+    #: ``FILL`` or ``IGNORE``). Not passed to the plugin.
+    journal_mode: str = "live"
 
     def __post_init__(self) -> None:
         if self.hook not in hookspecs.ALL_HOOKS:

@@ -88,12 +88,20 @@ class TrialStateMachine:
         state = self.trials.get(trial_id)
         return state is not None and state.open
 
-    def start(self, info: TrialInfo, checkpoint_path: str | None = None, checkpoint_step: int | None = None) -> None:
+    def start(
+        self,
+        info: TrialInfo,
+        checkpoint_path: str | None = None,
+        checkpoint_step: int | None = None,
+        *,
+        branch: bool = False,
+    ) -> None:
         """The trial starts, or starts again (pause/resume, retry, restore).
 
         ``checkpoint_path``/``checkpoint_step``: the checkpoint the trial starts from, if any. One outside the
         trial's own directory, other than the one it last branched from, makes this start a branch (a PBT
-        exploit continues the trial from the donor's checkpoint).
+        exploit continues the trial from the donor's checkpoint). ``branch=True``: a branch at
+        ``checkpoint_step`` whatever the path (a replay knows it from Tune's records).
         """
         state = self.trials.get(info.trial_id)
         resumed = state is not None
@@ -107,7 +115,8 @@ class TrialStateMachine:
         if resumed and old_config and dict(old_config) != dict(info.config):
             changes = {k: v for k, v in info.config.items() if old_config.get(k, _MISSING) != v}
         rerun, state.rerun = state.rerun, False
-        if resumed and _is_foreign(info, checkpoint_path) and not (rerun and checkpoint_path == state.branched_from):
+        foreign = _is_foreign(info, checkpoint_path) and not (rerun and checkpoint_path == state.branched_from)
+        if resumed and (branch or foreign):
             # New results from the donor's step on, under the (perhaps) new config: not replays.
             state.replay_floor = None
             state.branched_from = checkpoint_path
@@ -133,8 +142,11 @@ class TrialStateMachine:
         self._emit.trial_log(state.info, step, values, files, timestamp)
         return True
 
-    def result(self, trial_id: str, step: int | None, metrics: Mapping[str, Any]) -> bool:
-        """A result of an open trial; ``step`` None means "the next one". False when skipped as a replay."""
+    def result(
+        self, trial_id: str, step: int | None, metrics: Mapping[str, Any], timestamp: float | None = None
+    ) -> bool:
+        """A result of an open trial; ``step`` None means "the next one"; ``timestamp`` None means now. False
+        when skipped as a replay."""
         state = self.trials[trial_id]
         if step is None:
             step = (state.last_step or 0) + 1
@@ -145,7 +157,7 @@ class TrialStateMachine:
         state.replaying = False
         state.last_step = state.replay_floor = step
         state.last_metrics, state.last_metrics_step = metrics, step
-        self._emit.trial_result(state.info, step, metrics)
+        self._emit.trial_result(state.info, step, metrics, timestamp)
         return True
 
     def checkpoint(self, trial_id: str, path: str, filesystem: Any = None) -> bool:

@@ -79,18 +79,45 @@ def starting_checkpoint(trial: Any) -> tuple[str | None, int | None]:
 
 
 def trial_info(trial: Any, experiment: ExperimentInfo, redact_extra: Sequence[str], redact_enabled: bool) -> TrialInfo:
-    raw = dict(getattr(trial, "config", None) or {})
-    nested = plain_config(redact(raw, redact_extra, enabled=redact_enabled))
-    return TrialInfo(
+    return build_trial_info(
         trial_id=str(trial.trial_id),
         trial_name=str(trial),
-        experiment_name=experiment.name,
-        config=flatten(nested),
-        nested_config=nested,
+        config=dict(getattr(trial, "config", None) or {}),
+        experiment=experiment,
         local_path=safe(lambda: trial.local_path),
         path=safe(lambda: trial.path),
         experiment_tag=str(getattr(trial, "experiment_tag", "") or ""),
         filesystem=remote_filesystem(trial),
+        redact_extra=redact_extra,
+        redact_enabled=redact_enabled,
+    )
+
+
+def build_trial_info(
+    *,
+    trial_id: str,
+    trial_name: str,
+    config: Mapping[str, Any],
+    experiment: ExperimentInfo,
+    local_path: str | None,
+    path: str | None,
+    experiment_tag: str,
+    filesystem: Any,
+    redact_extra: Sequence[str],
+    redact_enabled: bool,
+) -> TrialInfo:
+    """The ``TrialInfo`` of a trial: its config redacted, made plain and flattened (live and in a replay)."""
+    nested = plain_config(redact(dict(config), redact_extra, enabled=redact_enabled))
+    return TrialInfo(
+        trial_id=trial_id,
+        trial_name=trial_name,
+        experiment_name=experiment.name,
+        config=flatten(nested),
+        nested_config=nested,
+        local_path=local_path,
+        path=path,
+        experiment_tag=experiment_tag,
+        filesystem=filesystem,
     )
 
 
@@ -119,8 +146,15 @@ def error_text(trial: Any) -> str | None:
     if path and os.path.exists(path):
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
-                text = _ANSI.sub("", f.read().strip())
-            return text[-8000:] if text else None
+                text = clean_error(f.read())
+            if text:
+                return text
         except OSError:
             pass
     return safe(lambda: str(trial.get_error())) or "trial failed"
+
+
+def clean_error(text: str) -> str | None:
+    """An error file's text without terminal colours, its last 8000 characters (None when empty)."""
+    text = _ANSI.sub("", text.strip())
+    return text[-8000:] if text else None

@@ -3,7 +3,7 @@
 Mapping (details and options in docs/mlflow.md):
 
 - experiment start -> the MLflow experiment (created if missing), optionally one parent run
-- trial start      -> ``client.create_run`` (or the trial's existing run reopened when it resumes)
+- trial start      -> ``client.create_run`` (or the trial's existing run reopened when it resumes, see ``held``)
 - config           -> params (long values, odd keys and PBT changes handled, see ``writer`` and ``limits``)
 - config update    -> changed values as ``config/<key>`` metrics or tags, and the metric ``trackbridge/exploit``
                       = 1 at the step the trial continues from (a PBT exploit)
@@ -38,6 +38,7 @@ from trackbridge import (
 )
 from trackbridge_mlflow import logged, store
 from trackbridge_mlflow.buffer import FlushError, MetricBuffer
+from trackbridge_mlflow.held import HeldSteps
 from trackbridge_mlflow.limits import KeyMap, Limits, sanitize_key
 from trackbridge_mlflow.options import MlflowOptions
 from trackbridge_mlflow.writer import RunWriter, TrialRun
@@ -67,6 +68,8 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
         self._run_labels: dict[str, str] = {}
         self._buffer: MetricBuffer | None = None
         self._unfinished = 0
+        #: Result and in-trial points not logged because their reopened run already held them (see ``held``).
+        self.held_skipped = 0
 
     # ------------------------------------------------------------------ hints for tools
     @classmethod
@@ -213,11 +216,15 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
         return state
 
     def _reopen(self, run: Any, trial: TrialInfo, metric_keys: KeyMap, param_keys: KeyMap) -> TrialRun:
-        """Continue a run a previous process created (``Tuner.restore``): no second run per trial."""
+        """Continue a run a previous process created (``Tuner.restore``): no second run per trial; the
+        (metric, step) pairs it holds are read, and points there are not logged again (see ``held``)."""
+        held = HeldSteps.read(self._client, run)
         if run.info.status != "RUNNING":
             self._client.update_run(run.info.run_id, status="RUNNING")
         state = TrialRun.from_run(run, trial.trial_name, metric_keys, param_keys)
-        self.log.info("trackbridge: mlflow: trial %s continues its run %s", trial.trial_name, state.run_id)
+        state.held = held or None
+        holds = f"which already holds {held.summary()}; points at those steps are not logged again"
+        self.log.info("trackbridge: mlflow: trial %s continues its run %s, %s", trial.trial_name, state.run_id, holds)
         return state
 
     def _base_tags(self) -> dict[str, str]:
@@ -234,6 +241,7 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
     def trackbridge_trial_config_update(self, trial: TrialInfo, step: int | None, changes: Mapping[str, Any]) -> None:
         # The new values as config/<key> from step + 1 on (see writer), and the exploit point itself at step.
         state = self._ensure_run(trial)
+        state.held = None  # the trial continues from another checkpoint: its steps go back and are new points
         self._writer.apply_config(state, changes, step, log_params=not self.options.log_params_on_trial_end)
         self._add_points(state, {logged.EXPLOIT_METRIC: 1}, step or 0, time.time())
 
@@ -242,8 +250,8 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
     def trackbridge_trial_result(
         self, trial: TrialInfo, step: int, metrics: Mapping[str, Any], timestamp: float
     ) -> None:
-        # Every result is new: replays never reach the plugin (the core's journal drops them), and a step that
-        # comes again after an exploit is a second point at that step (MLflow keeps both in the history).
+        # Replays the core's journal knows of never reach the plugin; in a reopened run, points the run already
+        # holds are dropped (see held). A step that comes again after an exploit is a second point at that step.
         self._add_points(self._ensure_run(trial), metrics, step, timestamp)
 
     @hookimpl
@@ -258,6 +266,10 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
         """The numbers among ``values`` into the buffer, as points at ``step``; written at the next flush."""
         assert self._writer is not None and self._buffer is not None  # the run exists, so setup has run
         points = logged.metric_points(values, state.metric_keys, step, timestamp, self._writer.metric_cls, self.warn)
+        if state.held is not None:  # a reopened run (never the exploit point: config_update clears held first)
+            kept = state.held.new_points(points)
+            self.held_skipped += len(points) - len(kept)
+            points = kept
         if points:
             self._buffer.add(state.run_id, points)
 

@@ -18,6 +18,7 @@ from typing import Any
 from trackbridge import TrialStatus
 from trackbridge_mlflow import store
 from trackbridge_mlflow.buffer import MetricBuffer
+from trackbridge_mlflow.held import HeldSteps
 from trackbridge_mlflow.limits import KeyMap, Limits, chunked, format_value, sanitize_key, truncate, truncate_tail
 
 #: Metric (numeric values) and tag (other values) prefix for config values that change during a trial.
@@ -50,11 +51,14 @@ class TrialRun:
     config_logged: dict[str, Any] = field(default_factory=dict)
     running: bool = True
     has_error_tag: bool = False
+    #: A reopened run's (metric, step) pairs held when it was reopened (points there are not logged again),
+    #: until the trial's next config update (a PBT exploit); None for a run created in this process.
+    held: HeldSteps | None = None
 
     @classmethod
     def from_run(cls, run: Any, trial_name: str, metric_keys: KeyMap, param_keys: KeyMap) -> TrialRun:
         """The state of a run a previous process created, read back: its params, the config changes it
-        logged, whether it carries an error tag. (Which steps it holds is the core's delivery journal's business.)"""
+        logged, whether it carries an error tag. (Which metric steps it holds: ``held``, read by the plugin.)"""
         tags = dict(run.data.tags or {})
         state = cls(
             run.info.run_id,
