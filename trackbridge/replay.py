@@ -4,8 +4,14 @@ The trials Tune recorded (``tune_records``) are sent through the same plugins, s
 a live run, trial by trial: each trial's start with its config, every result in the order Tune wrote it (at
 its step, with Tune's timestamp), the checkpoints that still exist, its completion with the status Tune
 recorded (``TERMINATED``: completed, ``ERROR``: failed with ``error.txt``, anything else: unfinished). Where
-Tune restarted a trial (the steps go back in ``result.json``): a changed config is a PBT exploit (a branch,
-as live), the same config a retry or restore (the re-run steps are replays, skipped as live).
+Tune restarted a trial (its config changed, or its steps do not simply go on): a PBT exploit when PBT's log
+(``pbt_global.txt``) names one into the config of the next result, or when the config changed (a branch, as
+live); otherwise a retry or restore (the re-run steps are replays, skipped as live). Exploits PBT logged after
+a trial's last result are sent as branches at the end, as live.
+
+Limit: a replay sends what Tune recorded. Tune's JSON logger copies ``result.json`` back from storage when a
+trial restarts from a checkpoint (PBT exploit, retry), which can lose results reported since its last sync;
+a live run delivered those. ``pbt_exploits_without_results`` counts exploits whose results are missing.
 
 - ``only_missing=False``: everything is sent (each plugin's delivery journal is not read, and afterwards
   holds what this replay delivered). A journal that says the plugin already holds trials is warned about.
@@ -35,6 +41,7 @@ from trackbridge.tune_records import (
     NEVER_STARTED_STATUS,
     DamagedTrial,
     ExperimentRecord,
+    Exploit,
     TrialRecord,
     open_experiment,
 )
@@ -82,6 +89,8 @@ def replay(
         "results_read": 0,
         "never_started": 0,
         "checkpoints_gone": 0,
+        # PBT exploits whose results are not in Tune's result.json (see the docs' limits): not replayed.
+        "pbt_exploits_without_results": 0,
         "skipped_trials": [{"trial": what, "reason": why} for what, why in record.problems],
     }
     # --only-missing: every trial is "known from before", so its first start is a resume (the plugins look
@@ -89,9 +98,11 @@ def replay(
     restored: dict[str, Any] | None = {"trials": {t.trial_id: {} for t in record.trials}} if only_missing else None
     machine = bridge.start(restored, journal.FILL if only_missing else journal.IGNORE)
     machine.begin_experiment(experiment)
+    exploits = record.pbt_exploits()
     try:
         for done, trial in enumerate(record.trials, start=1):
-            _replay_trial(record, trial, machine, bridge, experiment, account)
+            pending = list(exploits.get(trial.original_tag, ()))
+            _replay_trial(record, trial, pending, machine, bridge, experiment, account)
             if progress is not None:
                 progress(done, len(record.trials), trial.trial_name)
     finally:
@@ -119,6 +130,7 @@ def _warn_about_journals(experiment: ExperimentInfo, names: list[str]) -> None:
 def _replay_trial(
     record: ExperimentRecord,
     trial: TrialRecord,
+    exploits: list[Exploit],
     machine: TrialStateMachine,
     bridge: Bridge,
     experiment: ExperimentInfo,
@@ -159,9 +171,12 @@ def _replay_trial(
     last_step: int | None = None
     for row in rows:
         step, row_config = result_step(row), _config_of(row, config)
-        if row_config != config:  # PBT changed the config: the trial continues from a donor's checkpoint
+        exploit = _exploit_before(exploits, last_step, step, row_config, config, account)
+        if exploit is not None or row_config != config:
+            # PBT: the trial continues from a donor's checkpoint (PBT's log names the step; else the row's - 1)
             config, info = row_config, info_for(row_config)
-            machine.start(info, checkpoint_step=None if step is None else step - 1, branch=True)
+            donor_step = exploit.donor_step if exploit is not None else None if step is None else step - 1
+            machine.start(info, checkpoint_step=donor_step, branch=True)
         elif last_step is not None and step is not None and step <= last_step:
             machine.recover(trial.trial_id)  # a retry or restore re-running steps from its own checkpoint
             machine.start(info)
@@ -171,8 +186,34 @@ def _replay_trial(
         account["results_read"] += 1
         last_step = step if step is not None else last_step
         _replay_checkpoint(record, trial, row, machine, fs, account)
+    for exploit in exploits:  # exploits no result followed (the trial ended right after continuing)
+        info = info_for(exploit.config)
+        machine.start(info, checkpoint_step=exploit.donor_step, branch=True)
     machine.complete(info, *_completion(record, trial))
     account["trials_replayed"] += 1
+
+
+def _exploit_before(
+    exploits: list[Exploit],
+    last_step: int | None,
+    step: int | None,
+    config: Mapping[str, Any],
+    previous: Mapping[str, Any],
+    account: dict[str, Any],
+) -> Exploit | None:
+    """The exploit of PBT's log that explains this result, taken off the list: where the trial did not simply go
+    on (its config changed, or its step is not the previous one + 1), the first logged exploit into the config
+    this result was reported with. (PBT's logged steps are not used to match: they can lag behind.) Exploits
+    logged before it have no result in Tune's records: they are dropped and counted."""
+    went_on = dict(config) == dict(previous) and (last_step is None or step is None or step == last_step + 1)
+    if went_on:
+        return None
+    for index, exploit in enumerate(exploits):
+        if exploit.config == dict(config):
+            account["pbt_exploits_without_results"] += index
+            del exploits[:index]
+            return exploits.pop(0)
+    return None
 
 
 def _replay_checkpoint(

@@ -22,6 +22,8 @@ from typing import Any
 import pyarrow.fs
 
 RESULT_FILE = "result.json"
+#: Population Based Training's log of its exploits (one JSON list per line, see ``pbt_exploits``).
+PBT_LOG_FILE = "pbt_global.txt"
 ERROR_FILE = "error.txt"
 STATE_PATTERN = ("experiment_state-", ".json")
 #: Tune's statuses: what the trial's completion becomes.
@@ -39,6 +41,16 @@ class DamagedTrial(ValueError):
 
 
 @dataclass(frozen=True)
+class Exploit:
+    """One PBT exploit of a trial, as PBT logged it: the trial's and the donor's last steps PBT had seen
+    (``at_step``, ``donor_step``; they can lag behind the results) and the config it continued with."""
+
+    at_step: int
+    donor_step: int
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class TrialRecord:
     """One trial as the experiment state (or, for a trial it lacks, its directory) tells it."""
 
@@ -52,6 +64,11 @@ class TrialRecord:
     status: str | None
     #: The config the state holds (the latest; values Tune could not write as JSON are their descriptions).
     config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def original_tag(self) -> str:
+        """The experiment tag the trial started with (PBT appends ``@perturbed[...]`` on exploits)."""
+        return self.experiment_tag.split("@perturbed")[0]
 
 
 @dataclass
@@ -91,6 +108,23 @@ class ExperimentRecord:
             if not isinstance(row, dict):
                 raise DamagedTrial(f"{trial.trial_name}: {RESULT_FILE} line {number} is not a result")
             yield row
+
+    def pbt_exploits(self) -> dict[str, list[Exploit]]:
+        """PBT's exploits per trial (by original tag), in order, from ``pbt_global.txt`` (empty without PBT).
+        Each line: ``[trial tag, donor tag, trial step, donor step, donor config, new config]``."""
+        try:
+            text = self.read_text(posixpath.join(self.path, PBT_LOG_FILE))
+        except DamagedTrial:
+            text = None
+        exploits: dict[str, list[Exploit]] = {}
+        for line in (text or "").splitlines():
+            try:
+                tag, _, at_step, donor_step, _, config = json.loads(line)
+            except (ValueError, TypeError):
+                continue  # a torn or foreign line: that exploit is then recognised by its config change only
+            if isinstance(at_step, int) and isinstance(donor_step, int) and isinstance(config, dict):
+                exploits.setdefault(str(tag), []).append(Exploit(at_step, donor_step, config))
+        return exploits
 
     def error(self, trial: TrialRecord) -> str | None:
         """The text of the trial's ``error.txt``, if any."""
