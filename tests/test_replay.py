@@ -275,3 +275,29 @@ def _branch_steps(events: list[tuple]) -> list[tuple]:
 def _is_subsequence(part: list, whole: list) -> bool:
     it = iter(whole)
     return all(any(x == y for y in it) for x in part)
+
+
+def test_a_full_replay_into_a_second_mlflow_store_leaves_the_first_stores_journal_alone(live_experiment, tmp_path):
+    from mlflow import MlflowClient
+
+    path, live, *_ = live_experiment
+    copy = tmp_path / "two_stores"
+    shutil.copytree(path, copy)
+    first, second = f"sqlite:///{tmp_path / 'first.db'}", f"sqlite:///{tmp_path / 'second.db'}"
+    replay(str(copy), {"mlflow": {"tracking_uri": second}})  # everything into a scratch store
+    journals = sorted(p.name for p in (copy / "trackbridge_journal").glob("mlflow*.json"))
+    assert len(journals) == 1 and journals[0] != "mlflow.json"  # named after its destination
+    # --only-missing into the first store: its journal has no record, so every trial arrives there
+    report = replay(str(copy), {"mlflow": {"tracking_uri": first}}, only_missing=True)
+    assert len(list((copy / "trackbridge_journal").glob("mlflow-*.json"))) == 2
+    [row] = report["plugins"]
+    assert row["skipped_replays"] == 0 and row["failed"] == 0
+    client = MlflowClient(tracking_uri=first)
+    runs = client.search_runs([client.get_experiment_by_name("two_stores").experiment_id])  # the folder's name
+    assert len(runs) == 3
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+        assert steps == list(range(1, len(steps) + 1)) and len(steps) in (3, STEPS)
+    # and once more: the first store's journal now says it holds everything
+    again = replay(str(copy), {"mlflow": {"tracking_uri": first}}, only_missing=True)
+    assert again["plugins"][0]["delivered"] <= 3  # setup and the experiment's start and end: no trial event

@@ -386,7 +386,7 @@ def test_an_experiment_run_without_trackbridge_on_s3_replays_into_mlflow_and_ten
     )
     out = capsys.readouterr().out
     assert status == 0, out
-    assert f"trials: 2 replayed of 2; results read: {account['results_read']};" in out
+    assert f"trials: 2 read of 2; results read: {account['results_read']};" in out
     assert f"checkpoints gone: {gone}" in out and f"report: s3://{exp_path}/{REPLAY_REPORT_FILE}" in out, out
     _check_replayed(workdir, cli_db, cli_tb, expected, name)
 

@@ -7,7 +7,8 @@ periodically and lags behind. So each plugin's transport keeps a journal:
 
 - a result the plugin's hook accepted is *delivered*; it becomes *durable* once the plugin's
   ``trackbridge_flush`` has returned after it (at once for a plugin without a flush hook);
-- after each flush that made something durable, the journal file ``trackbridge_journal/<plugin>.json`` in
+- after each flush that made something durable, the journal file ``trackbridge_journal/<plugin>.json`` (with
+  ``-<hash>`` of the plugin's ``tracker_destination()`` when it names one: one file per destination) in
   the experiment directory is replaced (through the experiment's filesystem: local or remote storage; on
   remote storage at most every ``REMOTE_WRITE_INTERVAL`` seconds, and at each trial's end, branch and the
   experiment's end);
@@ -42,6 +43,7 @@ flushed after Tune's last trial checkpoint are not re-reported and are not lost.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -51,6 +53,7 @@ from typing import Any
 
 from trackbridge import experiment_files
 from trackbridge.events import ExperimentInfo
+from trackbridge.secrets import mask_uri
 from trackbridge.transport import (
     EXPERIMENT_END,
     EXPERIMENT_START,
@@ -78,16 +81,38 @@ LIVE, FILL, IGNORE = "live", "fill", "ignore"
 _FINAL = frozenset({"completed", "failed"})
 
 
-def journal_name(plugin_name: str) -> str:
-    """The journal file of a plugin, relative to the experiment directory."""
-    return f"{JOURNAL_DIR}/{re.sub(r'[^A-Za-z0-9_.-]', '_', plugin_name)}.json"
+def journal_name(plugin_name: str, destination: str | None = None) -> str:
+    """The journal file of a plugin writing to ``destination`` (its ``tracker_destination()``), relative to
+    the experiment directory: one file per plugin and destination, so what one store holds never stands for
+    another's (a replay into a second MLflow store, two W&B projects)."""
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", plugin_name)
+    if destination:
+        base += "-" + hashlib.sha256(destination.encode("utf-8")).hexdigest()[:12]
+    return f"{JOURNAL_DIR}/{base}.json"
+
+
+def destination_of(plugin: Any) -> str | None:
+    """``plugin.tracker_destination()`` (masked), None when the plugin has none or it fails."""
+    method = getattr(plugin, "tracker_destination", None)
+    if not callable(method):
+        return None
+    try:
+        destination = method()
+    except Exception as exc:  # the journal is best effort: fall back to one file per plugin
+        logger.warning("trackbridge: plugin tracker_destination() failed: %s: %s", type(exc).__name__, exc)
+        return None
+    return mask_uri(str(destination)) if destination else None
 
 
 class DeliveryJournal:
     """One plugin's journal. Used on the plugin's delivery thread only (no locks)."""
 
-    def __init__(self, plugin_name: str, durable_after_flush: bool = True) -> None:
+    def __init__(self, plugin_name: str, durable_after_flush: bool = True, plugin: Any = None) -> None:
         self.plugin_name = plugin_name
+        #: The plugin object: its ``tracker_destination()`` names the journal file (asked at experiment start).
+        self._plugin = plugin
+        self._file = journal_name(plugin_name)
+        self._destination: str | None = None
         #: False for a tracker whose flush does not reach disk (W&B's service buffers the offline run file):
         #: its results count as durable only once their trial's run was completed.
         self.durable_after_flush = durable_after_flush
@@ -241,10 +266,15 @@ class DeliveryJournal:
         # Read even when the experiment is not marked resumed (Tune may restore without handing back the
         # callback's state): trial ids are unique per experiment, so entries of another run never match.
         self._experiment = experiment
+        destination = self._destination = destination_of(self._plugin)
+        self._file = journal_name(self.plugin_name, destination)
         if self._mode == IGNORE:  # a full replay: deliver everything, whatever the file says
             return
         try:
-            text = experiment_files.read_text(experiment, journal_name(self.plugin_name))
+            text = experiment_files.read_text(experiment, self._file)
+            if not text and destination and self._mode == LIVE:
+                # written before journals named their destination (TrackBridge 0.2): trusted for a restore only
+                text = experiment_files.read_text(experiment, journal_name(self.plugin_name))
             saved = json.loads(text) if text else {}
         except (OSError, ValueError) as exc:
             logger.warning("trackbridge: plugin %r: its delivery journal is unreadable (%s)", self.plugin_name, exc)
@@ -275,11 +305,12 @@ class DeliveryJournal:
         document: dict[str, Any] = {
             "version": FORMAT_VERSION,
             "plugin": self.plugin_name,
+            "destination": self._destination,
             "written_at": time.time(),
             "trials": {tid: self._entry(tid) for tid in sorted(set(self._durable) | set(self._missing))},
         }
         try:
-            experiment_files.write_text(self._experiment, journal_name(self.plugin_name), json.dumps(document))
+            experiment_files.write_text(self._experiment, self._file, json.dumps(document))
         except Exception as exc:  # storage trouble must never stop delivery; the journal is best effort
             if not self._write_failed:
                 logger.warning("trackbridge: plugin %r: cannot write its delivery journal: %s", self.plugin_name, exc)

@@ -142,6 +142,13 @@ class TrackerPlugin(Generic[OptionsT]):
         (``trackbridge demo`` uses them). Default: no options."""
         return {}
 
+    def tracker_destination(self) -> str | None:
+        """Where this plugin's tracker keeps runs (a tracking URI, a project, a directory; credentials are
+        masked), or None. TrackBridge keeps one delivery journal per plugin and destination, so a replay into a
+        second store never takes the first store's record for its own. Called on the plugin's delivery
+        thread at each experiment start."""
+        return None
+
     def view_command(self, experiment: ExperimentInfo | None) -> str | None:
         """A shell command that shows what this plugin stored for ``experiment`` (None: nothing to suggest)."""
         return None

@@ -80,7 +80,7 @@ def replay(
         filesystem=None if record.is_local else record.filesystem,
     )
     if not only_missing:
-        _warn_about_journals(experiment, [p.name for p in bridge.plugins()])
+        _warn_about_journals(experiment, bridge.plugins())
     account: dict[str, Any] = {
         "source": str(experiment_path),
         "only_missing": only_missing,
@@ -91,7 +91,9 @@ def replay(
         "checkpoints_gone": 0,
         # PBT exploits whose results are not in Tune's result.json (see the docs' limits): not replayed.
         "pbt_exploits_without_results": 0,
-        "skipped_trials": [{"trial": what, "reason": why} for what, why in record.problems],
+        "skipped_trials": [{"trial": what, "reason": why} for what, why in record.problems if what.startswith("trial")],
+        # e.g. a damaged newer experiment state, read past in favour of an older one
+        "notes": [f"{what}: {why}" for what, why in record.problems if not what.startswith("trial")],
     }
     # --only-missing: every trial is "known from before", so its first start is a resume (the plugins look
     # for its existing run) and its journal record, where there is one, decides what the plugin still needs.
@@ -110,18 +112,21 @@ def replay(
     return report or {}
 
 
-def _warn_about_journals(experiment: ExperimentInfo, names: list[str]) -> None:
-    for name in names:
+def _warn_about_journals(experiment: ExperimentInfo, plugins: list[loading.LoadedPlugin]) -> None:
+    for plugin in plugins:
+        name = plugin.name
         try:
-            text = experiment_files.read_text(experiment, journal.journal_name(name))
+            text = experiment_files.read_text(
+                experiment, journal.journal_name(name, journal.destination_of(plugin.obj))
+            )
             held = len(json.loads(text).get("trials") or {}) if text else 0
         except (OSError, ValueError, AttributeError):
             continue
         if held:
             logger.warning(
-                "trackbridge: plugin %r's delivery journal says its tracker already holds %d trials of this "
-                "experiment; a full replay sends them again (to add only what is missing: only_missing=True, "
-                "--only-missing)",
+                "trackbridge: plugin %r's delivery journal says its tracker (this destination) already holds %d "
+                "trials of this experiment; a full replay sends them again and rewrites the journal (to add "
+                "only what is missing: only_missing=True, --only-missing)",
                 name,
                 held,
             )

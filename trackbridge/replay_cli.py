@@ -79,11 +79,14 @@ def run_replay(args: argparse.Namespace) -> int:
     account = report.get("replay", {})
     rows = report.get("plugins", [])
     print(format_table(rows))
+    held = ", ".join(f"{r['plugin']} {r.get('skipped_replays', 0)}" for r in rows)
     print(
-        f"trials: {account.get('trials_replayed', 0)} replayed of {account.get('trials', 0)}; "
-        f"results read: {account.get('results_read', 0)}; already held (skipped): "
-        f"{sum(r.get('skipped_replays', 0) for r in rows)}; checkpoints gone: {account.get('checkpoints_gone', 0)}"
+        f"trials: {account.get('trials_replayed', 0)} read of {account.get('trials', 0)}; "
+        f"results read: {account.get('results_read', 0)}; already held, not sent again: {held}; "
+        f"checkpoints gone: {account.get('checkpoints_gone', 0)}"
     )
+    for note in account.get("notes", []):
+        print(f"note: {note}")
     for skipped in account.get("skipped_trials", []):
         print(f"skipped {skipped['trial']}: {skipped['reason']}")
     if report.get("path"):

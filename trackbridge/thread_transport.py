@@ -48,7 +48,8 @@ class ThreadTransport(Transport):
         self._dirty = False
         self._last_flush = time.monotonic()
         #: What this plugin holds durably, per trial (kept with the experiment; see ``journal``).
-        self.journal = DeliveryJournal(plugin.name, bool(getattr(plugin.obj, "durable_after_flush", True)))
+        durable = bool(getattr(plugin.obj, "durable_after_flush", True))
+        self.journal = DeliveryJournal(plugin.name, durable, plugin.obj)
 
     # ------------------------------------------------------------------ Transport
     def deliver(self, calls: Sequence[HookCall]) -> None:

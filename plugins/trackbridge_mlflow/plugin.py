@@ -85,6 +85,10 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
             return None
         return f"mlflow ui --backend-store-uri {shlex.quote(mask_uri(self._tracking_uri) or '')}"
 
+    def tracker_destination(self) -> str | None:
+        """The tracking URI (a relative SQLite path made absolute) and the MLflow experiment option."""
+        return store.destination(store.resolve_tracking_uri(self.options.tracking_uri), self.options.experiment_name)
+
     # ------------------------------------------------------------------ setup: the slow, experiment-free part
     @hookimpl
     def trackbridge_setup(self) -> None:

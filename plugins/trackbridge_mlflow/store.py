@@ -96,6 +96,17 @@ def resolve_tracking_uri(option: str | None) -> str:
     return mlflow.get_tracking_uri()
 
 
+def destination(tracking_uri: str, experiment_name: str | None) -> str:
+    """Where runs go, as one string: a relative SQLite or file path resolved against the current directory."""
+    for scheme in ("sqlite:///", "file://"):
+        rest = tracking_uri.removeprefix(scheme)
+        if tracking_uri.startswith(scheme) and not rest.startswith("/"):
+            tracking_uri = scheme + os.path.abspath(rest)
+    if "://" not in tracking_uri:
+        tracking_uri = os.path.abspath(tracking_uri)
+    return f"{tracking_uri}#{experiment_name or ''}"
+
+
 def make_client(
     tracking_uri: str, registry_uri: str | None, token: str | None = None, log: logging.Logger | None = None
 ) -> Any:

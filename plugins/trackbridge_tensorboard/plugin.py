@@ -90,6 +90,10 @@ class TensorBoardPlugin(TrackerPlugin[TensorBoardOptions], name="tensorboard", r
             logdir = experiment.path if experiment.filesystem is None else experiment.local_path
         return f"tensorboard --logdir {shlex.quote(logdir)}" if logdir else None
 
+    def tracker_destination(self) -> str | None:
+        """The ``logdir`` option (absolute); None when runs are written into Tune's trial directories."""
+        return os.path.abspath(self.options.logdir) if self.options.logdir else None
+
     # -------------------------------------------------------------------------- helpers
     @property
     def skipped(self) -> dict[str, int]:

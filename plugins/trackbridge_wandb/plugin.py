@@ -94,6 +94,18 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
         directory = init.get("dir") or os.environ.get("WANDB_DIR") or os.getcwd()
         return f"wandb sync {shlex.quote(os.path.join(directory, 'wandb'))}/offline-run-*"
 
+    def tracker_destination(self) -> str | None:
+        """Mode, entity and project, and for offline runs the directory they are written to."""
+        init = self.options.init
+        mode = effective_mode(init, self.options.settings or {})
+        entity = init.get("entity") or os.environ.get("WANDB_ENTITY") or ""
+        project = init.get("project") or os.environ.get("WANDB_PROJECT") or ""
+        if mode == "offline":
+            where = os.path.abspath(init.get("dir") or os.environ.get("WANDB_DIR") or os.getcwd())
+        else:
+            where = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+        return f"{mode}|{where}|{entity}|{project}"
+
     # ------------------------------------------------------------------ hooks
     @hookimpl
     def trackbridge_setup(self) -> None:
