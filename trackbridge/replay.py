@@ -206,19 +206,30 @@ def _exploit_before(
     previous: Mapping[str, Any],
     account: dict[str, Any],
 ) -> Exploit | None:
-    """The exploit of PBT's log that explains this result, taken off the list: where the trial did not simply go
-    on (its config changed, or its step is not the previous one + 1), the first logged exploit into the config
-    this result was reported with. (PBT's logged steps are not used to match: they can lag behind.) Exploits
-    logged before it have no result in Tune's records: they are dropped and counted."""
-    went_on = dict(config) == dict(previous) and (last_step is None or step is None or step == last_step + 1)
-    if went_on:
+    """The exploit of PBT's log that explains this result, taken off the list (None: not after an exploit).
+
+    Where the trial did not simply go on (its config changed, or its step is not the previous one + 1): the
+    logged exploit into this result's config that continues the donor's step (else the first into this
+    config); exploits logged before it have no result in Tune's records and are dropped (counted). Where it
+    went on: the next logged exploit only if it kept the config, continued at this step and was logged at the
+    previous result (PBT logs the last step it had seen, which can lag one behind)."""
+    if not exploits or step is None:
         return None
-    for index, exploit in enumerate(exploits):
-        if exploit.config == dict(config):
-            account["pbt_exploits_without_results"] += index
-            del exploits[:index]
+    went_on = dict(config) == dict(previous) and (last_step is None or step == last_step + 1)
+    if went_on:
+        nxt = exploits[0]
+        at_previous = last_step is not None and last_step in (nxt.at_step, nxt.at_step + 1)
+        if nxt.config == dict(config) and nxt.donor_step + 1 == step and at_previous:
             return exploits.pop(0)
-    return None
+        return None
+    candidates = [i for i, e in enumerate(exploits) if e.config == dict(config)]
+    if not candidates:
+        return None
+    exact = [i for i in candidates if exploits[i].donor_step + 1 == step]
+    index = (exact or candidates)[0]
+    account["pbt_exploits_without_results"] += index
+    del exploits[:index]
+    return exploits.pop(0)
 
 
 def _replay_checkpoint(
