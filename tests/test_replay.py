@@ -229,11 +229,14 @@ def test_pbt_exploits_and_retries_replay_as_they_were_delivered_live(ray_session
     hooks = ("config_update", "result", "complete")
     live_events, replayed_events = _per_trial(live, hooks), _per_trial(replayed, hooks)
     assert sorted(replayed_events) == sorted(live_events)
-    complete = 0
+    complete = total_rows = total_delivered = 0
     for tid, events in replayed_events.items():
         rows = _result_rows(workdir / "pbt_replay", tid)
-        # every result Tune recorded, in order, except the retry's re-run step (skipped as live)
-        assert [e[2] for e in events if e[0] == "result"] == _without_reruns(rows)
+        # every result Tune recorded (a retry's re-run repeats one: skipped, as live)
+        delivered = [(e[2], e[3]["score"]) for e in events if e[0] == "result"]
+        assert set(delivered) == {(r["training_iteration"], r["score"]) for r in rows}
+        total_rows += len(rows)
+        total_delivered += len(delivered)
         # nothing the live run did not send, in its order (a branch's changes are relative to the config before
         # it, which differs where Tune lost a branch's results: compared by step)
         assert _is_subsequence(_branch_steps(events), _branch_steps(live_events[tid]))
@@ -241,31 +244,20 @@ def test_pbt_exploits_and_retries_replay_as_they_were_delivered_live(ray_session
     assert complete >= 1  # trials whose records are complete replay exactly as live
     exploits = [e for events in live_events.values() for e in events if e[0] == "config_update"]
     assert len(exploits) >= 2
-    # most checkpoints match the live run's; the replay also sends the one Tune saved with the result on which
-    # PBT paused a trial to exploit it, which the live run did not deliver (see docs/replay.md, limits)
+    # no checkpoint the live run did not send, also not the one Tune saved with the result on which PBT paused
+    # a trial to exploit it (Tune calls no on_checkpoint for it; the live callback sends it before the trial's
+    # next event); the live run has more where Tune's result.json lost results
     live_checkpoints = {e for events in _per_trial(live).values() for e in events if e[0] == "checkpoint"}
     replayed_checkpoints = {e for events in _per_trial(replayed).values() for e in events if e[0] == "checkpoint"}
-    assert len(live_checkpoints & replayed_checkpoints) >= len(live_checkpoints) // 2
+    assert replayed_checkpoints <= live_checkpoints and len(replayed_checkpoints) >= 4 * 5
     # the retried trial's re-run step, skipped as live
     assert report["skipped_replayed_results"] == callback.report["skipped_replayed_results"] >= 1
+    assert total_delivered + report["skipped_replayed_results"] == total_rows
 
 
 def _result_rows(experiment: Path, trial_id: str) -> list[dict]:
     [trial_dir] = [p for p in experiment.iterdir() if p.is_dir() and f"_{trial_id}_" in p.name]
     return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
-
-
-def _without_reruns(rows: list[dict]) -> list[int]:
-    """The steps a run delivers: a step at or below the highest since the last config change is a re-run."""
-    steps: list[int] = []
-    highest, config = 0, None
-    for row in rows:
-        if row["config"] != config:
-            highest, config = 0, row["config"]
-        if row["training_iteration"] > highest:
-            steps.append(row["training_iteration"])
-            highest = row["training_iteration"]
-    return steps
 
 
 def _branch_steps(events: list[tuple]) -> list[tuple]:

@@ -7,6 +7,8 @@ waiting on a plugin (except backpressure when a plugin's queue is full).
 
 from __future__ import annotations
 
+import os
+import posixpath
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,12 +22,14 @@ from trackbridge.settings import CallbackSettings
 from trackbridge.transport import DeliveryOptions
 from trackbridge.trial_states import TrialStateMachine
 from trackbridge.tune_translate import (
+    CHECKPOINT_DIR_KEY,
     TRAIN_CHECKPOINT_KEY,
     error_text,
     experiment_info,
     remote_filesystem,
     result_metrics,
     result_step,
+    safe,
     starting_checkpoint,
     trial_info,
 )
@@ -94,11 +98,19 @@ class TrackBridgeCallback(Callback):
         )
         self._restored_state: dict[str, Any] | None = None
         self._used_restored_state: dict[str, Any] | None = None
+        #: Per trial, the checkpoint its last result named that Tune has not (yet) reported (see _unreported).
+        self._unreported: dict[str, tuple[str, Any]] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "_bridge" not in state:  # a tuner.pkl written by TrackBridge 0.1.0 before the bridge existed
             state = _state_of_0_1_0(state)
         self.__dict__.update(state)
+        self.__dict__.setdefault("_unreported", {})
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_unreported"] = {}  # the run's own bookkeeping (holds pyarrow filesystems): not pickled
+        return state
 
     # ------------------------------------------------------------------ Tune's experiment checkpoint
     def get_state(self) -> dict[str, Any] | None:
@@ -147,9 +159,22 @@ class TrackBridgeCallback(Callback):
         s = self._bridge.settings
         return trial_info(trial, machine.experiment, s.redact_extra, s.redact_enabled)
 
+    def _deliver_unreported(self, trial: Any, machine: TrialStateMachine) -> None:
+        """The checkpoint of the trial's last result, if Tune never reported it: Tune persists the checkpoint
+        reported with the result on which a scheduler pauses the trial (PBT before an exploit) but calls no
+        ``on_checkpoint`` for it (Ray 2.60). Delivered before the trial's next event, if still on disk."""
+        pending = self._unreported.pop(str(trial.trial_id), None)
+        if pending is None or not machine.is_open(str(trial.trial_id)):
+            return
+        path, filesystem = pending
+        if filesystem is None and not os.path.isdir(path):
+            return  # already deleted (num_to_keep): nothing to send
+        machine.checkpoint(str(trial.trial_id), path, filesystem)
+
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._bridge.check_fail_fast()
         machine = self._machine_for(trial)
+        self._deliver_unreported(trial, machine)
         checkpoint_path, checkpoint_step = starting_checkpoint(trial)
         machine.start(self._info(trial, machine), checkpoint_path, checkpoint_step)
         self._bridge.deliver_trial_logs()
@@ -176,10 +201,15 @@ class TrackBridgeCallback(Callback):
     ) -> None:
         self._bridge.check_fail_fast()
         machine = self._open_machine(trial)
+        self._deliver_unreported(trial, machine)
         s = self._bridge.settings
         metrics = result_metrics(result, include_auto=s.include_auto_metrics, excludes=s.excludes)
         trial_id = str(trial.trial_id)
         machine.result(trial_id, result_step(result), metrics)
+        checkpoint_name = result.get(CHECKPOINT_DIR_KEY)
+        trial_path = safe(lambda: trial.path)
+        if isinstance(checkpoint_name, str) and checkpoint_name and trial_path:
+            self._unreported[trial_id] = (posixpath.join(trial_path, checkpoint_name), remote_filesystem(trial))
         train_checkpoint = result.get(TRAIN_CHECKPOINT_KEY)
         if isinstance(train_checkpoint, str) and train_checkpoint:
             # Ray Train inside a Tune trial: Train persisted the checkpoint and TuneReportCallback reports only
@@ -189,10 +219,12 @@ class TrackBridgeCallback(Callback):
     def on_checkpoint(self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any) -> None:
         self._bridge.check_fail_fast()
         machine = self._open_machine(trial)
+        self._unreported.pop(str(trial.trial_id), None)
         machine.checkpoint(str(trial.trial_id), str(checkpoint.path), getattr(checkpoint, "filesystem", None))
 
     def _complete(self, trial: Any, status: TrialStatus, error: str | None) -> None:
         machine = self._machine_for(trial)
+        self._deliver_unreported(trial, machine)
         self._bridge.finish_trial_logs(str(trial.trial_id))
         machine.complete(self._info(trial, machine), status, error)
 
@@ -203,6 +235,10 @@ class TrackBridgeCallback(Callback):
         self._complete(trial, TrialStatus.FAILED, error_text(trial))
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        machine = self._bridge.machine
+        if machine is not None:
+            for trial in trials if self._unreported else ():
+                self._deliver_unreported(trial, machine)
         self.close()
         self._bridge.check_fail_fast()
 

@@ -45,7 +45,14 @@ from trackbridge.tune_records import (
     TrialRecord,
     open_experiment,
 )
-from trackbridge.tune_translate import TRAIN_CHECKPOINT_KEY, build_trial_info, clean_error, result_metrics, result_step
+from trackbridge.tune_translate import (
+    CHECKPOINT_DIR_KEY,
+    TRAIN_CHECKPOINT_KEY,
+    build_trial_info,
+    clean_error,
+    result_metrics,
+    result_step,
+)
 
 logger = logging.getLogger("trackbridge")
 REPLAY_REPORT_FILE = "trackbridge_replay_report.json"
@@ -242,7 +249,7 @@ def _replay_checkpoint(
 ) -> None:
     # Tune names the checkpoint reported with a result in ``checkpoint_dir_name``; Ray Train under Tune
     # reports the path of the one it persisted in ``checkpoint_path``.
-    name = row.get("checkpoint_dir_name") or row.get(TRAIN_CHECKPOINT_KEY)
+    name = row.get(CHECKPOINT_DIR_KEY) or row.get(TRAIN_CHECKPOINT_KEY)
     if not isinstance(name, str) or not name:
         return
     path = record.existing_dir(trial, name)

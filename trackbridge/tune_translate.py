@@ -21,13 +21,15 @@ from trackbridge.values import flatten, plain_config
 #: The key under which Ray Train's ``TuneReportCallback`` reports the path of a checkpoint Train persisted
 #: (``ray.tune.integration.ray_train.CHECKPOINT_PATH_KEY``): a checkpoint event, never a metric.
 TRAIN_CHECKPOINT_KEY = "checkpoint_path"
+#: The key under which Tune names, in a result, the directory of the checkpoint reported with it.
+CHECKPOINT_DIR_KEY = "checkpoint_dir_name"
 #: Result fields Tune fills in itself; not metrics unless ``include_auto_metrics=True``.
 AUTO_METRICS: frozenset[str] = frozenset(AUTO_RESULT_KEYS) | {
     "trial_id",
     "experiment_tag",
     "done",
     "should_checkpoint",
-    "checkpoint_dir_name",
+    CHECKPOINT_DIR_KEY,
     "date",
     "timestamp",
     "pid",
