@@ -74,6 +74,20 @@ def read_text(experiment: ExperimentInfo | None, name: str) -> str | None:
         return None
 
 
+def list_names(experiment: ExperimentInfo | None, name: str) -> list[str]:
+    """The names of the files in the directory ``name`` of the experiment directory ([] when it is absent)."""
+    path = location(experiment, name)
+    if path is None or experiment is None:
+        return []
+    fs: Any = experiment.filesystem
+    if fs is not None:
+        import pyarrow.fs
+
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+        return [posixpath.basename(i.path) for i in infos]
+    return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
 def _remove_quietly(path: str) -> None:
     try:
         os.remove(path)

@@ -97,7 +97,9 @@ def trackbridge_trial_start(trial: TrialInfo, resumed: bool, last_step: int | No
         journal (what it had flushed before the driver stopped), else the step of the last result delivered
         for the trial (after a branch that may be lower than steps delivered before it). Results at or below
         it are replays and are not delivered again, until the trial branches (see
-        ``trackbridge_trial_config_update``). A plugin that can truncate history (TensorBoard's
+        ``trackbridge_trial_config_update``), except steps the journal lists as *missing* (their delivery
+        had failed): those come again, below ``last_step`` (after a restore, or from
+        ``trackbridge replay --only-missing``). A plugin that can truncate history (TensorBoard's
         ``purge_step``) may use ``last_step + 1``.
 
     A start may come again without a ``trackbridge_trial_complete`` in between (pause, retry, restore).
@@ -132,8 +134,10 @@ def trackbridge_trial_result(trial: TrialInfo, step: int, metrics: Mapping[str, 
 
     :param step: Tune's ``training_iteration``. It rises strictly within a branch, and no step is delivered
         twice to one plugin within a branch: results a retried or restored trial re-reports at or below what
-        this plugin already holds are dropped (the one exception: a result the plugin accepted but had not
-        flushed when the driver was killed may come again after ``Tuner.restore``). After a
+        this plugin already holds are dropped (the exceptions: a result the plugin accepted but had not
+        flushed when the driver was killed may come again after ``Tuner.restore``; a step whose delivery
+        failed before (a *missing* step of the delivery journal) is delivered when it comes again, below
+        ``last_step``: store it at its step). After a
         ``trackbridge_trial_config_update`` that marks a branch (PBT's exploit) the step may go back, to that
         update's ``step + 1``: store those results at their step again (MLflow: a second point at the step;
         TensorBoard: an event at the step; W&B: a new row, W&B's own ``_step`` rising), never drop them.

@@ -43,17 +43,15 @@ flushed after Tune's last trial checkpoint are not re-reported and are not lost.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 import time
 from dataclasses import replace
 from typing import Any
 
 from trackbridge import experiment_files
 from trackbridge.events import ExperimentInfo
-from trackbridge.secrets import mask_uri
+from trackbridge.journal_files import destination_of, journal_entry, journal_name, read_journal
 from trackbridge.transport import (
     EXPERIMENT_END,
     EXPERIMENT_START,
@@ -68,7 +66,6 @@ from trackbridge.transport import (
 
 logger = logging.getLogger("trackbridge")
 
-JOURNAL_DIR = "trackbridge_journal"
 #: On remote storage (one upload per write) the journal is replaced at most this often, besides at each
 #: trial's end, each branch and the experiment's end; on a local disk after every flush that changed it.
 REMOTE_WRITE_INTERVAL = 5.0
@@ -79,29 +76,6 @@ FORMAT_VERSION = 2
 LIVE, FILL, IGNORE = "live", "fill", "ignore"
 #: Completion statuses after which Tune never sends the trial's results again.
 _FINAL = frozenset({"completed", "failed"})
-
-
-def journal_name(plugin_name: str, destination: str | None = None) -> str:
-    """The journal file of a plugin writing to ``destination`` (its ``tracker_destination()``), relative to
-    the experiment directory: one file per plugin and destination, so what one store holds never stands for
-    another's (a replay into a second MLflow store, two W&B projects)."""
-    base = re.sub(r"[^A-Za-z0-9_.-]", "_", plugin_name)
-    if destination:
-        base += "-" + hashlib.sha256(destination.encode("utf-8")).hexdigest()[:12]
-    return f"{JOURNAL_DIR}/{base}.json"
-
-
-def destination_of(plugin: Any) -> str | None:
-    """``plugin.tracker_destination()`` (masked), None when the plugin has none or it fails."""
-    method = getattr(plugin, "tracker_destination", None)
-    if not callable(method):
-        return None
-    try:
-        destination = method()
-    except Exception as exc:  # the journal is best effort: fall back to one file per plugin
-        logger.warning("trackbridge: plugin tracker_destination() failed: %s: %s", type(exc).__name__, exc)
-        return None
-    return mask_uri(str(destination)) if destination else None
 
 
 class DeliveryJournal:
@@ -123,8 +97,12 @@ class DeliveryJournal:
         self._durable: dict[str, int] = {}
         #: Per trial, steps the plugin did not take (failed, or unsure after a failed flush).
         self._missing: dict[str, set[int]] = {}
-        #: Per trial, the status its run was last completed with.
+        #: Per trial, the status its run was last completed with (cleared when it starts again).
         self._status: dict[str, str] = {}
+        #: Per trial, the highest durable step of each branch before the current one (PBT exploits).
+        self._earlier: dict[str, list[int | None]] = {}
+        #: ``fill`` mode: per trial, which branch of the journal's record the replay is in.
+        self._fill_branch: dict[str, int] = {}
         #: What a restored experiment's journal said, per trial.
         self._restored: dict[str, int] = {}
         #: Per trial: results at or below are replays for this plugin (set at a restored trial's first start),
@@ -159,10 +137,13 @@ class DeliveryJournal:
         elif hook == TRIAL_START:
             return self._started(call, trial_id)
         elif hook == TRIAL_CONFIG_UPDATE and call.branch:
+            if self._held_branch(trial_id):
+                return None
             self._floors.pop(trial_id, None)
         elif hook == TRIAL_RESULT:
             floor, step = self._floors.get(trial_id), call.kwargs["step"]
-            if floor is not None and step <= floor and step not in self._missing.get(trial_id, ()):
+            missing = self._missing.get(trial_id, ()) if self._in_last_branch(trial_id) else ()
+            if floor is not None and step <= floor and step not in missing:
                 self._replaying.add(trial_id)
                 self.skipped += 1
                 return None
@@ -172,6 +153,26 @@ class DeliveryJournal:
             return None
         return call
 
+    def _held_branch(self, trial_id: str) -> bool:
+        """``fill`` mode: this branch is one the journal's record already holds (its floor comes next)."""
+        if trial_id not in self._fill_branch:
+            return False
+        branch = self._fill_branch[trial_id] = self._fill_branch[trial_id] + 1
+        earlier = self._earlier.get(trial_id, [])
+        if branch > len(earlier):
+            del self._fill_branch[trial_id]  # a branch the tracker never got: deliver it and all after it
+            return False
+        floor = earlier[branch] if branch < len(earlier) else self._restored.get(trial_id)
+        if floor is None:
+            self._floors.pop(trial_id, None)
+        else:
+            self._floors[trial_id] = floor
+        return True
+
+    def _in_last_branch(self, trial_id: str) -> bool:
+        branch = self._fill_branch.get(trial_id)
+        return branch is None or branch >= len(self._earlier.get(trial_id, []))
+
     def _started(self, call: HookCall, trial_id: str) -> HookCall | None:
         if trial_id in self._seen:
             return call
@@ -179,10 +180,18 @@ class DeliveryJournal:
         if self._mode == FILL and self._status.get(trial_id) in _FINAL and not self._missing.get(trial_id):
             self._skipped_trials.add(trial_id)  # the tracker holds this trial complete: nothing to add
             return None
+        if self._mode == FILL and self._earlier.get(trial_id):
+            # A replay sends the trial's whole history: its first branch's floor first (see _held_branch).
+            self._fill_branch[trial_id] = 0
+            floor: int | None = self._earlier[trial_id][0]
+            if floor is None:
+                return call
+            self._floors[trial_id] = floor
+            return replace(call, kwargs={**call.kwargs, "resumed": True, "last_step": floor})
         if trial_id in self._restored:
             # The plugin holds this trial's run up to that step, even when Tune's own state had not seen the
             # trial report yet (its experiment checkpoint lagged): the start continues that run.
-            floor: int | None = self._restored[trial_id]
+            floor = self._restored[trial_id]
         elif call.kwargs.get("resumed") and not self._journal_found:
             floor = call.kwargs.get("last_step")  # no journal: the step Tune's state carried
         else:
@@ -201,10 +210,14 @@ class DeliveryJournal:
             return
         if call.hook == TRIAL_RESULT:
             self._pending.setdefault(call.trial_id, set()).add(call.kwargs["step"])
+        elif call.hook == TRIAL_START:
+            if self._status.pop(call.trial_id, None) is not None:  # it runs again: not complete any more
+                self._dirty = True
         elif call.hook == TRIAL_CONFIG_UPDATE and call.branch:
             # The trial continues from the donor's step: what this plugin holds of the new branch ends there.
             # Written at once, so a crash before the next flush never restores the old branch's higher floor.
-            self._pending.pop(call.trial_id, None)
+            self._make_durable(call.trial_id)
+            self._earlier.setdefault(call.trial_id, []).append(self._durable.get(call.trial_id))
             self._missing.pop(call.trial_id, None)
             self._status.pop(call.trial_id, None)
             step = call.kwargs.get("step")
@@ -271,35 +284,27 @@ class DeliveryJournal:
         if self._mode == IGNORE:  # a full replay: deliver everything, whatever the file says
             return
         try:
-            text = experiment_files.read_text(experiment, self._file)
-            if not text and destination and self._mode == LIVE:
-                # written before journals named their destination (TrackBridge 0.2): trusted for a restore only
-                text = experiment_files.read_text(experiment, journal_name(self.plugin_name))
-            saved = json.loads(text) if text else {}
+            record = read_journal(experiment, self.plugin_name, destination, legacy=self._mode == LIVE)
         except (OSError, ValueError) as exc:
             logger.warning("trackbridge: plugin %r: its delivery journal is unreadable (%s)", self.plugin_name, exc)
             return
-        self._journal_found = bool(saved)
-        for trial_id, entry in (saved.get("trials") or {}).items():
-            if not isinstance(entry, dict):
-                continue
-            tid, step = str(trial_id), entry.get("step")
-            if isinstance(step, int):
-                self._restored[tid] = step
-            missing = steps_of(entry.get("missing"))
-            if missing:
-                self._missing[tid] = missing
-            if isinstance(entry.get("status"), str):
-                self._status[tid] = entry["status"]
+        self._journal_found = record is not None
+        if record is not None:
+            self._restored, self._missing, self._earlier, self._status = (
+                record.steps,
+                record.missing,
+                record.earlier,
+                record.status,
+            )
         self._durable.update(self._restored)
 
     def _entry(self, trial_id: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {"step": self._durable.get(trial_id)}
-        if self._missing.get(trial_id):
-            entry["missing"] = ranges_of(self._missing[trial_id])
-        if trial_id in self._status:
-            entry["status"] = self._status[trial_id]
-        return entry
+        return journal_entry(
+            self._durable.get(trial_id),
+            self._missing.get(trial_id),
+            self._status.get(trial_id),
+            self._earlier.get(trial_id),
+        )
 
     def _write(self) -> None:
         document: dict[str, Any] = {
@@ -307,7 +312,9 @@ class DeliveryJournal:
             "plugin": self.plugin_name,
             "destination": self._destination,
             "written_at": time.time(),
-            "trials": {tid: self._entry(tid) for tid in sorted(set(self._durable) | set(self._missing))},
+            "trials": {
+                tid: self._entry(tid) for tid in sorted(set(self._durable) | set(self._missing) | set(self._status))
+            },
         }
         try:
             experiment_files.write_text(self._experiment, self._file, json.dumps(document))
@@ -318,23 +325,3 @@ class DeliveryJournal:
             return
         self._dirty = False
         self._last_write = time.monotonic()
-
-
-def ranges_of(steps: set[int]) -> list[list[int]]:
-    """``{1, 2, 3, 7}`` as ``[[1, 3], [7, 7]]`` (how the file keeps missing steps)."""
-    ranges: list[list[int]] = []
-    for step in sorted(steps):
-        if ranges and step == ranges[-1][1] + 1:
-            ranges[-1][1] = step
-        else:
-            ranges.append([step, step])
-    return ranges
-
-
-def steps_of(ranges: Any) -> set[int]:
-    """The steps of ``ranges_of``'s output; what is not a ``[first, last]`` pair of ints is ignored."""
-    steps: set[int] = set()
-    for pair in ranges if isinstance(ranges, list) else ():
-        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) for v in pair):
-            steps.update(range(pair[0], pair[1] + 1))
-    return steps

@@ -31,9 +31,10 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from trackbridge import experiment_files, journal, loading
+from trackbridge import experiment_files, journal, journal_files, loading
 from trackbridge.bridge import Bridge
 from trackbridge.events import ExperimentInfo, TrialInfo, TrialStatus
+from trackbridge.secrets import mask_uri
 from trackbridge.trial_states import TrialStateMachine
 from trackbridge.tune_records import (
     ERROR_STATUS,
@@ -89,7 +90,7 @@ def replay(
     if not only_missing:
         _warn_about_journals(experiment, bridge.plugins())
     account: dict[str, Any] = {
-        "source": str(experiment_path),
+        "source": mask_uri(str(experiment_path)),
         "only_missing": only_missing,
         "trials": len(record.trials),
         "trials_replayed": 0,
@@ -124,7 +125,7 @@ def _warn_about_journals(experiment: ExperimentInfo, plugins: list[loading.Loade
         name = plugin.name
         try:
             text = experiment_files.read_text(
-                experiment, journal.journal_name(name, journal.destination_of(plugin.obj))
+                experiment, journal_files.journal_name(name, journal_files.destination_of(plugin.obj))
             )
             held = len(json.loads(text).get("trials") or {}) if text else 0
         except (OSError, ValueError, AttributeError):

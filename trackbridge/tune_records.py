@@ -21,6 +21,8 @@ from typing import Any
 
 import pyarrow.fs
 
+from trackbridge.secrets import mask_uri
+
 RESULT_FILE = "result.json"
 #: Population Based Training's log of its exploits (one JSON list per line, see ``pbt_exploits``).
 PBT_LOG_FILE = "pbt_global.txt"
@@ -161,24 +163,25 @@ class ExperimentRecord:
 def open_experiment(path: str, storage_filesystem: pyarrow.fs.FileSystem | None = None) -> ExperimentRecord:
     """Open the Tune experiment at ``path`` (a local path or a URI; with ``storage_filesystem``, a path on it,
     as Tune's ``RunConfig(storage_filesystem=...)`` takes it). Raises ``NotATuneExperiment``."""
+    shown = mask_uri(str(path))  # what messages name: never a password in the URI
     if storage_filesystem is not None:
         fs, root = storage_filesystem, str(path)
     else:
         try:
             fs, root = pyarrow.fs.FileSystem.from_uri(_absolute(str(path)))
         except (pyarrow.ArrowInvalid, ValueError, OSError) as exc:
-            raise NotATuneExperiment(f"trackbridge: cannot open {path!r}: {exc}") from exc
+            raise NotATuneExperiment(f"trackbridge: cannot open {shown!r}: {mask_uri(str(exc))}") from exc
     root = root.rstrip("/") or "/"
     try:
         entries = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
     except OSError as exc:
-        raise NotATuneExperiment(f"trackbridge: cannot list {path!r}: {exc}") from exc
+        raise NotATuneExperiment(f"trackbridge: cannot list {shown!r}: {mask_uri(str(exc))}") from exc
     names = {posixpath.basename(e.path): e for e in entries}
     states = sorted(n for n in names if n.startswith(STATE_PATTERN[0]) and n.endswith(STATE_PATTERN[1]))
     if not states:
         what = "does not exist or is empty" if not names else "has no experiment_state-*.json"
         raise NotATuneExperiment(
-            f"trackbridge: {path!r} is not a Tune experiment folder: it {what} (the folder Tune writes is "
+            f"trackbridge: {shown!r} is not a Tune experiment folder: it {what} (the folder Tune writes is "
             "<storage_path>/<experiment name>, holding experiment_state-*.json and one directory per trial; "
             "Ray 2.7 or later)"
         )

@@ -102,8 +102,8 @@ def destination(tracking_uri: str, experiment_name: str | None) -> str:
         rest = tracking_uri.removeprefix(scheme)
         if tracking_uri.startswith(scheme) and not rest.startswith("/"):
             tracking_uri = scheme + os.path.abspath(rest)
-    if "://" not in tracking_uri:
-        tracking_uri = os.path.abspath(tracking_uri)
+    if "://" not in tracking_uri and (tracking_uri.startswith((".", "~")) or os.sep in tracking_uri):
+        tracking_uri = os.path.abspath(os.path.expanduser(tracking_uri))  # a path (not "databricks")
     return f"{tracking_uri}#{experiment_name or ''}"
 
 
