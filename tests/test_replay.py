@@ -145,7 +145,8 @@ def test_only_missing_adds_nothing_a_tracker_already_holds(live_experiment, tmp_
     sent = _per_trial(filler)
     assert sorted(sent) == sorted(journal["trials"])  # the two trials the journal does not name come in full
     steps = [e[2] for e in sent[trial_id] if e[0] == "result"]
-    assert steps == [1, 3, 4, 5, 6][: len(steps)] and steps[0] == 1 and 2 not in steps
+    recorded = [e[2] for e in _per_trial(live)[trial_id] if e[0] == "result"]
+    assert steps == [1] + [step for step in recorded if step > 2]  # the missing step 1, then after the floor
     assert sent[trial_id][0][:4] == ("trial_start", trial_id, True, 2)  # continues its run from step 2
 
 
@@ -275,21 +276,23 @@ def test_a_full_replay_into_a_second_mlflow_store_leaves_the_first_stores_journa
     path, live, *_ = live_experiment
     copy = tmp_path / "two_stores"
     shutil.copytree(path, copy)
-    first, second = f"sqlite:///{tmp_path / 'first.db'}", f"sqlite:///{tmp_path / 'second.db'}"
-    replay(str(copy), {"mlflow": {"tracking_uri": second}})  # everything into a scratch store
-    journals = sorted(p.name for p in (copy / "trackbridge_journal").glob("mlflow*.json"))
-    assert len(journals) == 1 and journals[0] != "mlflow.json"  # named after its destination
-    # --only-missing into the first store: its journal has no record, so every trial arrives there
-    report = replay(str(copy), {"mlflow": {"tracking_uri": first}}, only_missing=True)
-    assert len(list((copy / "trackbridge_journal").glob("mlflow-*.json"))) == 2
+    first, second, third = (f"sqlite:///{tmp_path / name}" for name in ("first.db", "second.db", "third.db"))
+    replay(str(copy), {"mlflow": {"tracking_uri": first}})
+    [first_journal] = list((copy / "trackbridge_journal").glob("mlflow-*.json"))
+    kept = json.loads(first_journal.read_text())
+    replay(str(copy), {"mlflow": {"tracking_uri": second}})  # everything again, into a scratch store
+    assert len(list((copy / "trackbridge_journal").glob("mlflow-*.json"))) == 2  # one per destination
+    assert json.loads(first_journal.read_text())["trials"] == kept["trials"]  # the first store's record stands
+    # --only-missing into the first store: its journal says it holds everything
+    again = replay(str(copy), {"mlflow": {"tracking_uri": first}}, only_missing=True)
+    assert again["plugins"][0]["delivered"] <= 3  # setup and the experiment's start and end: no trial event
+    # --only-missing into a third store: no record there, so every trial arrives, each step once
+    report = replay(str(copy), {"mlflow": {"tracking_uri": third}}, only_missing=True)
     [row] = report["plugins"]
     assert row["skipped_replays"] == 0 and row["failed"] == 0
-    client = MlflowClient(tracking_uri=first)
+    client = MlflowClient(tracking_uri=third)
     runs = client.search_runs([client.get_experiment_by_name("two_stores").experiment_id])  # the folder's name
     assert len(runs) == 3
     for run in runs:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
         assert steps == list(range(1, len(steps) + 1)) and len(steps) in (3, STEPS)
-    # and once more: the first store's journal now says it holds everything
-    again = replay(str(copy), {"mlflow": {"tracking_uri": first}}, only_missing=True)
-    assert again["plugins"][0]["delivered"] <= 3  # setup and the experiment's start and end: no trial event
