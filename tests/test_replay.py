@@ -296,3 +296,20 @@ def test_a_full_replay_into_a_second_mlflow_store_leaves_the_first_stores_journa
     for run in runs:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
         assert steps == list(range(1, len(steps) + 1)) and len(steps) in (3, STEPS)
+
+
+def test_a_replay_into_tensorboard_writes_every_step_and_no_live_logger_warning(live_experiment, tmp_path, caplog):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    path, live, *_ = live_experiment
+    copy = tmp_path / "tb"
+    shutil.copytree(path, copy)
+    with caplog.at_level("WARNING", logger="trackbridge"):
+        report = replay(str(copy), ["tensorboard"])
+    assert report["plugins"][0]["failed"] == 0
+    assert "TBXLoggerCallback" not in caplog.text  # a replay runs no Tune logger: nothing to warn about
+    for trial in open_experiment(str(copy)).trials:
+        expected = [e[2] for e in _per_trial(live)[trial.trial_id] if e[0] == "result"]
+        accumulator = EventAccumulator(trial.path, size_guidance={"scalars": 0})
+        accumulator.Reload()
+        assert [e.step for e in accumulator.Scalars("loss")] == expected  # in the trial directory, as live

@@ -66,6 +66,9 @@ class ExperimentInfo:
     #: A ``pyarrow.fs.FileSystem`` holding ``path`` when the storage is not local (S3, GCS, ...); None when
     #: ``path`` is a directory on this machine.
     filesystem: Any = None
+    #: True when the events come from ``trackbridge replay`` (Tune's records of a finished or interrupted
+    #: run), not from a live Tune run: no Tune loggers run beside the plugins.
+    replayed: bool = False
 
 
 @dataclass(frozen=True)

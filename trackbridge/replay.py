@@ -86,6 +86,7 @@ def replay(
         local_path=record.path if record.is_local else None,
         resumed=only_missing,
         filesystem=None if record.is_local else record.filesystem,
+        replayed=True,
     )
     if not only_missing:
         _warn_about_journals(experiment, bridge.plugins())

@@ -145,7 +145,10 @@ class TensorBoardPlugin(TrackerPlugin[TensorBoardOptions], name="tensorboard", r
     @hookimpl
     def trackbridge_experiment_start(self, experiment: ExperimentInfo) -> None:
         self._experiment = experiment
-        running_under_tune = experiment.local_path is not None or experiment.path is not None
+        # a replay runs no Tune logger (what Tune's TBX logger wrote during the run is in the folder already)
+        running_under_tune = not experiment.replayed and (
+            experiment.local_path is not None or experiment.path is not None
+        )
         if running_under_tune and not self.options.logdir and self.options.tune_logger_active():
             self.warn("tune-tbx-logger", duplicates.WARNING)
 
