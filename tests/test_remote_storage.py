@@ -6,43 +6,13 @@ and read back from it with boto3.
 from __future__ import annotations
 
 import json
-import socket
 
-import pytest
 from ray import tune
 
 from trackbridge import TrackBridgeCallback
 from trackbridge.testing import RecordingPlugin
 
 BUCKET = "tracking"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def s3_server(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    endpoint = f"http://127.0.0.1:{port}"
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    yield endpoint, client
-    server.stop()
 
 
 def short_trainable(config):
@@ -53,7 +23,7 @@ def short_trainable(config):
 def test_report_and_journal_are_written_into_the_bucket_of_remote_storage(ray_session, workdir, s3_server):
     import pyarrow.fs
 
-    endpoint, client = s3_server
+    endpoint, client = s3_server.endpoint, s3_server.client
     filesystem = pyarrow.fs.S3FileSystem(
         access_key="testing",
         secret_key="testing",

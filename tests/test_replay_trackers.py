@@ -16,12 +16,10 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import socket
 import threading
 import time
 from pathlib import Path
 
-import pytest
 from ray import tune
 
 from tests.mlflow_server import start_server, stop_server
@@ -66,12 +64,6 @@ def _tb_scalars(run_dir: Path) -> dict[str, list[int]]:
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
     acc.Reload()
     return {tag: sorted(e.step for e in acc.Scalars(tag)) for tag in acc.Tags()["scalars"]}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- an MLflow server outage
@@ -234,28 +226,6 @@ def s3_trainable(config):
         )
 
 
-@pytest.fixture
-def s3_server(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    endpoint = f"http://127.0.0.1:{port}"
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    yield port, client
-    server.stop()
-
-
 def _check_replayed(tmp: Path, mlflow_db: Path, tb_dir: Path, expected: dict, name: str) -> None:
     from mlflow import MlflowClient
 
@@ -293,7 +263,7 @@ def test_an_experiment_run_without_trackbridge_on_s3_replays_into_mlflow_and_ten
     from trackbridge.cli import main
 
     monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
-    port, s3 = s3_server
+    port, s3 = s3_server.port, s3_server.client
     filesystem = pyarrow.fs.S3FileSystem(
         access_key="testing",
         secret_key="testing",
