@@ -250,7 +250,8 @@ def test_pbt_exploits_and_retries_replay_as_they_were_delivered_live(ray_session
     # next event); the live run has more where Tune's result.json lost results
     live_checkpoints = {e for events in _per_trial(live).values() for e in events if e[0] == "checkpoint"}
     replayed_checkpoints = {e for events in _per_trial(replayed).values() for e in events if e[0] == "checkpoint"}
-    assert replayed_checkpoints <= live_checkpoints and len(replayed_checkpoints) >= 4 * 5
+    assert replayed_checkpoints <= live_checkpoints
+    assert len(replayed_checkpoints) >= 4 * 2  # at least steps 2 and 4 of every trial (Tune may lose later ones)
     # the retried trial's re-run step, skipped as live
     assert report["skipped_replayed_results"] == callback.report["skipped_replayed_results"] >= 1
     assert total_delivered + report["skipped_replayed_results"] == total_rows
