@@ -1,5 +1,5 @@
 """PBT exploits, end to end into every tracker: a real ``PopulationBasedTraining`` run with W&B (offline), MLflow
-(SQLite) and TensorBoard at once, read back with each tracker's own reader.
+(SQLite), TensorBoard and Aim at once, read back with each tracker's own reader.
 
 After an exploit a trial continues from the donor's checkpoint, so its ``training_iteration`` may go back; those
 results are new (another config), not replays. Every tracker must hold exactly what Tune reported, and show the
@@ -16,6 +16,7 @@ import pytest
 from ray import tune
 from tensorboard.backend.event_processing import event_accumulator as ea
 
+from tests.aim_reader import read_repo
 from tests.step_checkpoints import first_step, step_checkpoint
 from tests.wandb_reader import runs_by_id
 from trackbridge import TrackBridgeCallback
@@ -117,6 +118,7 @@ def test_every_tracker_stores_every_result_pbt_reports_and_shows_the_exploits(ra
             "wandb": {"mode": "offline", "dir": str(workdir / "wb"), "log_config": True},
             "mlflow": {"tracking_uri": uri},
             "tensorboard": {"logdir": str(workdir / "tb")},
+            "aim": {"repo": str(workdir / "aim")},
         }
     )
     tune_view = TuneView()
@@ -146,6 +148,7 @@ def test_every_tracker_stores_every_result_pbt_reports_and_shows_the_exploits(ra
 
     mlflow = mlflow_view(uri, "pbt_trackers")
     wandb = runs_by_id(str(workdir / "wb"))
+    aim = read_repo(str(workdir / "aim"))
     for tid, results in reported.items():
         exploits = tune_view.exploits.get(tid, [])
         # each exploit shows in Tune's own sequence: a new lr from the step after it on (or the step went back)
@@ -184,3 +187,14 @@ def test_every_tracker_stores_every_result_pbt_reports_and_shows_the_exploits(ra
             if r.get(EXPLOIT) == 1 and i + 1 < len(run.history):
                 assert run.history[i + 1]["training_iteration"] == r["training_iteration"] + 1
         assert run.config["lr"] == tune_view.final_lr[tid] and run.exit_code == 0
+
+        # Aim: an Aim series holds one value per step, so a branch that goes back continues in the context
+        # {"branch": n}; the contexts in branch order hold every result in Tune's order, the marks at the exploits
+        aim_run = aim[tid]
+        contexts = sorted(aim_run.contexts("score"), key=lambda c: c.get("branch", 0))
+        assert [p for c in contexts for p in aim_run.points("score", c)] == [
+            (step, pytest.approx(value)) for step, value in results
+        ], tid
+        aim_marks = {s for c in aim_run.contexts(EXPLOIT) for s, v in aim_run.points(EXPLOIT, c) if v == 1.0}
+        assert aim_marks == set(exploits), tid
+        assert aim_run.params["status"] == "FINISHED" and aim_run.params["hparams"]["lr"] == tune_view.final_lr[tid]
