@@ -1,43 +1,60 @@
-"""What an Aim user finds in a repo, read with Aim's own reader (``aim.Repo``), in a fresh process.
+"""What an Aim user finds in a repo, read with Aim's own reader (``aim.Repo``).
 
-A fresh process, because Aim keeps Repo objects (and what they have read) per path for the life of a process:
-a reader in the process that wrote the runs could see its own writes where a user's ``aim up`` would not.
+Through a ``Repo`` object of its own (``Repo(path)``, not the per-process pool of ``Repo.from_path`` that the
+writing SDK uses), so it reads what is in the repo's files and index, as a user's ``aim up`` would.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-_READER = r"""
-import json, sys
-from aim import Repo
 
-repo = Repo(sys.argv[1])
-runs = []
-for run in repo.iter_runs():
-    series = []
-    for seq in run.metrics():
-        steps, (values, epochs, _times) = seq.data.items_list()
-        series.append({"name": seq.name, "context": seq.context.to_dict(), "kind": "metric",
-                       "steps": [int(s) for s in steps], "values": [float(v) for v in values],
-                       "epochs": [None if e != e else int(e) for e in epochs]})
-    for query, kind in (("distributions", "distribution"), ("texts", "text")):
-        for seq in getattr(repo, "query_" + query)(f"run.hash == '{run.hash}'", report_mode=0).iter():
-            steps, (values, _epochs, _times) = seq.data.items_list()
-            shown = [v.data if kind == "text" else v.to_np_histogram()[0].sum().item() for v in values]
-            series.append({"name": seq.name, "context": seq.context.to_dict(), "kind": kind,
-                           "steps": [int(s) for s in steps], "values": shown})
-    params = {key: run.get(key) for key in ("hparams", "trial_id", "status", "error", "trackbridge")}
-    artifacts = sorted(run.artifacts) if hasattr(run, "artifacts") else []
-    runs.append({"hash": run.hash, "name": run.name, "experiment": run.experiment, "active": run.active,
-                 "ended": run.end_time is not None, "tags": [getattr(t, "name", t) for t in run.props.tags],
-                 "params": params, "series": series, "artifacts": artifacts})
-print(json.dumps(runs, default=repr))
-"""
+def _read_runs(path: str) -> list[dict[str, Any]]:
+    from aim import Repo
+
+    repo = Repo(path)
+    runs = []
+    for run in repo.iter_runs():
+        series = []
+        for seq in run.metrics():
+            steps, (values, epochs, _times) = seq.data.items_list()
+            series.append(
+                {
+                    "name": seq.name,
+                    "context": seq.context.to_dict(),
+                    "kind": "metric",
+                    "steps": [int(s) for s in steps],
+                    "values": [float(v) for v in values],
+                    "epochs": [None if e != e else int(e) for e in epochs],
+                }
+            )
+        for query, kind in (("distributions", "distribution"), ("texts", "text")):
+            for seq in getattr(repo, "query_" + query)(f"run.hash == '{run.hash}'", report_mode=0).iter():
+                steps, (values, _epochs, _times) = seq.data.items_list()
+                shown = [v.data if kind == "text" else v.to_np_histogram()[0].sum().item() for v in values]
+                series.append(
+                    {
+                        "name": seq.name,
+                        "context": seq.context.to_dict(),
+                        "kind": kind,
+                        "steps": [int(s) for s in steps],
+                        "values": shown,
+                    }
+                )
+        runs.append(
+            {
+                "hash": run.hash,
+                "name": run.name,
+                "experiment": run.experiment,
+                "ended": run.end_time is not None,
+                "tags": [getattr(t, "name", t) for t in run.props.tags],
+                "params": {key: run.get(key) for key in ("hparams", "trial_id", "status", "error", "trackbridge")},
+                "series": series,
+                "artifacts": sorted(run.artifacts),
+            }
+        )
+    return runs
 
 
 @dataclass
@@ -73,11 +90,8 @@ class AimRun:
 
 def read_repo(repo: str) -> dict[str, AimRun]:
     """trial id -> its run, for every run in ``repo`` that carries a trial id (one per trial is asserted)."""
-    out = subprocess.run([sys.executable, "-c", _READER, repo], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise AssertionError(f"reading the Aim repo {repo} failed:\n{out.stderr[-3000:]}")
     runs: dict[str, AimRun] = {}
-    for raw in json.loads(out.stdout.strip().splitlines()[-1]):
+    for raw in _read_runs(repo):
         run = AimRun(
             hash=raw["hash"],
             name=raw["name"],

@@ -23,7 +23,8 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 import pytest  # noqa: E402
 
 # The `mlflow_server` fixture: a real `mlflow server` on 127.0.0.1, started once per session when asked for.
-pytest_plugins = ["tests.mlflow_server", "tests.s3_server"]  # and `s3_server`: moto S3 on 127.0.0.1
+# and `s3_server` (moto S3 on 127.0.0.1), `aim_server` (a real `aim server` on 127.0.0.1, started at collection).
+pytest_plugins = ["tests.mlflow_server", "tests.s3_server", "tests.aim_server"]
 
 
 @pytest.fixture(scope="session")

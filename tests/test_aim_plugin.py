@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
 from ray import tune
 
 from tests.aim_reader import read_repo
+from tests.aim_server import aim_command
 from tests.step_checkpoints import first_step, step_checkpoint
 from trackbridge import TrackBridgeCallback
 from trackbridge.testing.conformance import StoredRuns, check_plugin
@@ -149,5 +151,48 @@ def _aim_read_back(d: Path) -> StoredRuns:
 
 
 def test_aim_plugin_conforms(tmp_path):
-    report = check_plugin(lambda d: AimPlugin(repo=str(d / "aim")), _aim_read_back, tmp_path)
+    # Creating an Aim repo runs Aim's database migrations in a subprocess (seconds); the kit's scenarios each
+    # get a copy of one empty repo instead of creating their own.
+    from aim import Repo
+
+    template = tmp_path / "empty_repo"
+    Repo.from_path(str(template), init=True)
+
+    def make_plugin(d: Path) -> AimPlugin:
+        if not (d / "aim").exists():
+            shutil.copytree(template, d / "aim")
+        return AimPlugin(repo=str(d / "aim"))
+
+    report = check_plugin(make_plugin, _aim_read_back, tmp_path / "kit")
     assert report.ok, "\n" + report.summary()
+
+
+# --------------------------------------------------------------------------- a real `aim server`
+def short(config):
+    for i in range(1, 4):
+        tune.report({"loss": config["x"] / i})
+
+
+def test_runs_go_to_an_aim_server(ray_session, workdir, aim_server):
+    import subprocess
+
+    address, served = aim_server.address, aim_server.repo
+    callback = TrackBridgeCallback(plugins={"aim": {"repo": address}})
+    grid = tune.Tuner(
+        short,
+        param_space={"x": tune.grid_search([1, 2])},
+        run_config=tune.RunConfig(
+            name="aim_remote", storage_path=str(workdir / "ray"), callbacks=[callback], verbose=0
+        ),
+    ).fit()
+    assert callback.report["plugins"][0]["failed"] == 0
+    assert not (workdir / "ray" / "aim_remote" / ".aim").exists()  # nothing written locally
+    # The server's repo, indexed as `aim up` would on the server's machine, read with aim.Repo.
+    subprocess.run([aim_command(), "storage", "--repo", str(served), "reindex", "-y"], check=True)
+    runs = {tid: run for tid, run in read_repo(str(served)).items() if run.experiment == "aim_remote"}
+    assert set(runs) == {r.metrics["trial_id"] for r in grid}
+    for result in grid:
+        run = runs[result.metrics["trial_id"]]
+        x = result.config["x"]
+        assert run.points("loss") == [(i, pytest.approx(x / i)) for i in range(1, 4)]
+        assert run.params["status"] == "FINISHED" and run.experiment == "aim_remote" and run.ended
