@@ -15,6 +15,7 @@ import numpy as np
 from ray import tune
 
 from tests import wandb_reader
+from tests.aim_reader import read_repo
 from tests.step_checkpoints import first_step, step_checkpoint
 from trackbridge import TrackBridgeCallback
 
@@ -95,7 +96,7 @@ def bad_input_trainable(config):
 
 
 def test_bad_values_in_results_and_config_never_crash_and_are_handled_alike(ray_session, workdir, caplog):
-    callback = TrackBridgeCallback(plugins=_all_plugins(workdir))
+    callback = TrackBridgeCallback(plugins={**_all_plugins(workdir), "aim": {"repo": str(workdir / "aim")}})
     with caplog.at_level(logging.WARNING, logger="trackbridge"):
         grid = tune.Tuner(
             bad_input_trainable,
@@ -113,7 +114,7 @@ def test_bad_values_in_results_and_config_never_crash_and_are_handled_alike(ray_
         ).fit()
     assert grid.num_errors == 0
     rows = {r["plugin"]: r for r in callback.report["plugins"]}
-    for name in ("wandb", "mlflow", "tensorboard"):
+    for name in ("wandb", "mlflow", "tensorboard", "aim"):
         assert rows[name]["failed"] == 0 and rows[name]["dropped"] == 0, rows[name]
 
     [result] = list(grid)
@@ -142,9 +143,18 @@ def test_bad_values_in_results_and_config_never_crash_and_are_handled_alike(ray_
         assert all(key in row for row in wb.history), key
     assert wb.config["huge/k1999"] == 1999 if "huge/k1999" in wb.config else wb.config["huge"]["k1999"] == 1999
 
+    # Aim: the same numeric series (NaN and infinities as they are), arrays as distributions, the whole config
+    [aim_run] = read_repo(str(workdir / "aim")).values()
+    for key in numeric:
+        assert [s for s, _ in aim_run.points(key)] == [1, 2, 3], key
+    assert math.isnan(aim_run.points("nan")[0][1]) and aim_run.points("inf")[0][1] == math.inf
+    assert [s for s, _ in aim_run.points("array", kind="distribution")] == [1, 2, 3]
+    assert aim_run.points("text", kind="text")[0] == (1, "step 1")
+    assert len(aim_run.params["hparams"]["huge"]) == 2000 and aim_run.params["hparams"]["odd key/with slash"] == 1
+
     # skipped values: one warning per key and plugin, not one per result
     messages = [r.getMessage() for r in caplog.records]
-    for name in ("mlflow", "tensorboard"):
+    for name in ("mlflow", "tensorboard", "aim"):
         none_warnings = [m for m in messages if f"plugin {name!r}" in m and "'none'" in m]
         assert len(none_warnings) == 1, (name, none_warnings)
 
