@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from tests.aim_reader import read_repo
 from tests.thirdparty.fake_dist import make_distribution
 
 
@@ -22,10 +23,10 @@ def test_plugins_lists_builtins_and_a_third_party_plugin(tmp_path):
     out = _run("plugins", "--json", env=env)
     assert out.returncode == 0, out.stderr
     rows = {r["name"]: r for r in json.loads(out.stdout)}
-    for name in ("wandb", "mlflow", "tensorboard"):
+    for name in ("wandb", "mlflow", "tensorboard", "aim", "comet"):
         assert rows[name]["distribution"] == "trackbridge" and rows[name]["status"] == "ok"
         assert "trackbridge_trial_result" in rows[name]["hooks"]
-    assert rows["wandb"]["sdk"] == "wandb" and rows["mlflow"]["sdk"] == "mlflow"
+    assert rows["wandb"]["sdk"] == "wandb" and rows["mlflow"]["sdk"] == "mlflow" and rows["aim"]["sdk"] == "aim"
     rec = rows["recorder"]
     assert (rec["distribution"], rec["version"]) == ("acme_trackbridge_recorder", "1.2.3")
     assert "trackbridge_trial_complete" in rec["hooks"]
@@ -40,7 +41,7 @@ def test_plugins_lists_builtins_and_a_third_party_plugin(tmp_path):
     assert "acme_hooks" in names and "needs_sdk" not in names
 
 
-def test_demo_runs_offline_into_all_three_trackers(tmp_path):
+def test_demo_runs_offline_into_every_installed_tracker(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "MLFLOW_"))}
     out = subprocess.run(
         [sys.executable, "-m", "trackbridge.cli", "demo", "--trials", "2", "--results", "6", "--dir", str(tmp_path)],
@@ -50,7 +51,7 @@ def test_demo_runs_offline_into_all_three_trackers(tmp_path):
         timeout=400,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for name in ("wandb", "mlflow", "tensorboard"):
+    for name in ("wandb", "mlflow", "tensorboard", "aim", "comet"):  # every installed plugin
         assert f"{name:<12} delivered=" in out.stdout and "failed=0 dropped=0" in out.stdout
     from mlflow import MlflowClient
 
@@ -60,3 +61,5 @@ def test_demo_runs_offline_into_all_three_trackers(tmp_path):
     assert all(len(client.get_metric_history(r.info.run_id, "eval/loss")) == 6 for r in runs)
     assert len(list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))) == 2
     assert len(list((tmp_path / "ray_results" / "demo").glob("*/events.out.tfevents.*"))) >= 2
+    aim_runs = read_repo(str(tmp_path))
+    assert len(aim_runs) == 2 and all(len(run.points("eval/loss")) == 6 for run in aim_runs.values())

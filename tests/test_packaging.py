@@ -32,6 +32,8 @@ def test_wheel_contains_core_plugins_and_entry_points(tmp_path):
         "trackbridge_wandb/__init__.py",
         "trackbridge_mlflow/__init__.py",
         "trackbridge_tensorboard/__init__.py",
+        "trackbridge_aim/__init__.py",
+        "trackbridge_comet/__init__.py",
     ):
         assert module in names, module
     assert "[trackbridge]" in entry_points
@@ -39,9 +41,11 @@ def test_wheel_contains_core_plugins_and_entry_points(tmp_path):
         "wandb = trackbridge_wandb:WandbPlugin",
         "mlflow = trackbridge_mlflow:MlflowPlugin",
         "tensorboard = trackbridge_tensorboard:TensorBoardPlugin",
+        "aim = trackbridge_aim:AimPlugin",
+        "comet = trackbridge_comet:CometPlugin",
         "trackbridge = trackbridge.cli:main",
     ):
         assert line in entry_points, line
-    for extra in ("wandb", "mlflow", "tensorboard", "all", "dev"):
+    for extra in ("wandb", "mlflow", "tensorboard", "aim", "comet", "all", "dev"):
         assert f"Provides-Extra: {extra}" in metadata
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)

@@ -27,7 +27,7 @@ def acme(tmp_path, monkeypatch):
 
 def test_builtin_plugins_are_registered_through_the_entry_point_group():
     found = installed_plugins()
-    for name in ("wandb", "mlflow", "tensorboard"):
+    for name in ("wandb", "mlflow", "tensorboard", "aim", "comet"):
         assert name in found, found.keys()
         assert found[name][0].distribution == "trackbridge"
 
@@ -57,7 +57,7 @@ def test_unknown_name_lists_installed_plugins(acme):
         resolve(["wandbb"])
     message = str(err.value)
     assert "unknown plugin 'wandbb'" in message
-    for name in ("mlflow", "recorder", "tensorboard", "wandb"):
+    for name in ("aim", "comet", "mlflow", "recorder", "tensorboard", "wandb"):
         assert name in message
 
 
