@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from tests.aim_reader import read_repo
+from tests.comet_reader import by_trial
 from tests.thirdparty.fake_dist import make_distribution
 
 
@@ -63,3 +64,5 @@ def test_demo_runs_offline_into_every_installed_tracker(tmp_path):
     assert len(list((tmp_path / "ray_results" / "demo").glob("*/events.out.tfevents.*"))) >= 2
     aim_runs = read_repo(str(tmp_path))
     assert len(aim_runs) == 2 and all(len(run.points("eval/loss")) == 6 for run in aim_runs.values())
+    comet = by_trial(tmp_path / "comet")
+    assert len(comet) == 2 and all(len(e.series("eval/loss")) == 6 for e in comet.values())

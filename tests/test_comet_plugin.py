@@ -6,6 +6,7 @@ No Comet account and no network: every experiment here is offline (the default w
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import pickle
@@ -282,22 +283,29 @@ def test_a_retried_trial_reopens_its_key_and_experiment_end_closes_what_is_open(
     assert found["b"].other("status") == "KILLED" and len(plugin.archives) == 3
 
 
-def test_default_directory_and_an_unwritable_one_is_a_clear_error_not_a_temporary_fallback(tmp_path):
+def test_default_directory_and_an_unwritable_one_is_a_clear_error_not_a_temporary_fallback(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="trackbridge")
     plugin = CometPlugin()
     local = ExperimentInfo(name="exp", path=str(tmp_path / "exp"), local_path=str(tmp_path / "staging"))
     _run(plugin, local)
     assert (tmp_path / "exp" / "comet").is_dir()
+    [said] = [r.getMessage() for r in caplog.records if "offline archives go to" in r.getMessage()]
+    assert f"upload with: comet upload {tmp_path / 'exp' / 'comet'}/*.zip" in said
     assert plugin.view_command(local) == f"comet upload {tmp_path / 'exp' / 'comet'}/*.zip"
 
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     bad = CometPlugin(offline_directory=str(blocker / "comet"))
     bad.trackbridge_setup()
+    unique = ExperimentInfo(name=f"unwritable-{os.getpid()}-{time.time_ns()}")
     with pytest.raises(OSError, match=r"cannot write offline archives to .*a_file/comet.*offline_directory="):
-        bad.trackbridge_experiment_start(EXPERIMENT)
+        bad.trackbridge_experiment_start(unique)
+    trial = TrialInfo(trial_id="t1", trial_name="trial_t1", experiment_name=unique.name)
     with pytest.raises(OSError, match="cannot write offline archives"):  # every trial's start says so again
-        bad.trackbridge_trial_start(_trial(), resumed=False, last_step=None)
-    assert not list(Path(tempfile.gettempdir()).glob("*/*" + experiment_key("e", "t1") + "*"))
+        bad.trackbridge_trial_start(trial, resumed=False, last_step=None)
+    bad.trackbridge_experiment_end(unique)
+    key = experiment_key(unique.name, "t1")
+    assert not list(Path(tempfile.gettempdir()).glob(f"*/{key}*"))  # no archive in a temporary directory either
 
 
 def test_remote_storage_archives_are_written_locally_and_copied_whole(tmp_path, monkeypatch):
