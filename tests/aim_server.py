@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def _start() -> None:
         [aim_command(), "server", "--repo", str(repo), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # `aim server` runs uvicorn as a child: stopped with its whole process group
     )
     _Started.server = AimServer(f"aim://127.0.0.1:{port}", repo)
     _Started.root = root
@@ -80,6 +82,17 @@ def _wait_until_it_answers(server: AimServer, process: subprocess.Popen) -> None
             time.sleep(0.5)
 
 
+def _stop(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def aim_server() -> Iterator[AimServer]:
     _start()
@@ -88,6 +101,11 @@ def aim_server() -> Iterator[AimServer]:
         _wait_until_it_answers(_Started.server, _Started.process)
         yield _Started.server
     finally:
-        _Started.process.terminate()
-        _Started.process.wait(timeout=30)
+        _stop(_Started.process)
         shutil.rmtree(_Started.root or "", ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop a server started at collection that no test used (e.g. the test was skipped)."""
+    if _Started.process is not None and _Started.process.poll() is None:
+        _stop(_Started.process)
