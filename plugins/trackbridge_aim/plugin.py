@@ -71,6 +71,10 @@ class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
 
     def reset_state(self) -> None:
         super().reset_state()
+        # A local repo's writes are in RocksDB's write-ahead log as soon as ``track`` returns. An aim:// repo's
+        # travel on Aim's client queue, which has no public flush: counted as stored only once a run is closed
+        # (after a SIGKILL they come again, and Aim keeps one value per step, so nothing doubles).
+        self.durable_after_flush = not is_remote_repo(self.options.repo)
         self._repo: str | None = None
         self._experiment: ExperimentInfo | None = None
         self._experiment_name = ""
