@@ -3,6 +3,7 @@ of ``aim up`` or of Aim's SDK would read them."""
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import shutil
@@ -14,8 +15,10 @@ from ray import tune
 from tests.aim_reader import read_repo
 from tests.aim_server import aim_command
 from tests.step_checkpoints import first_step, step_checkpoint
-from trackbridge import TrackBridgeCallback
+from trackbridge import ExperimentInfo, LoggedFile, TrackBridgeCallback
 from trackbridge.testing.conformance import StoredRuns, check_plugin
+from trackbridge.testing.driver import ScriptedLog, drive, scripted_trial
+from trackbridge.testing.script import make_trial
 from trackbridge_aim import AimPlugin
 
 AUTO_FIELDS = {"done", "time_this_iter_s", "time_since_restore", "training_iteration", "timestamp", "pid"}
@@ -89,7 +92,7 @@ def flaky(config):
         tune.report({"loss": 1.0 / i}, checkpoint=step_checkpoint(i))
 
 
-def test_a_restored_experiment_continues_each_trials_run_without_repeating_a_step(ray_session, workdir):
+def test_a_restored_experiment_continues_each_trials_run(ray_session, workdir):
     path = workdir / "ray"
     aim_repo = workdir / "aim"
     callback = TrackBridgeCallback(plugins={"aim": {"repo": str(aim_repo)}})
@@ -119,8 +122,8 @@ def test_a_restored_experiment_continues_each_trials_run_without_repeating_a_ste
 def test_options_are_validated_and_pickling_keeps_no_handles(tmp_path):
     with pytest.raises(TypeError, match="did you mean 'repo'"):
         AimPlugin(rpo="x")
-    with pytest.raises(ValueError, match="run_kwargs may not set 'experiment'"):
-        AimPlugin(run_kwargs={"experiment": "x"})
+    with pytest.raises(ValueError, match="positive"):
+        AimPlugin(system_tracking_interval=0)
     with pytest.raises(ValueError, match="artifacts_uri"):
         AimPlugin(repo="aim://127.0.0.1:53800", save_checkpoints=True)
     with pytest.raises(ValueError, match="file:// or s3://"):
@@ -130,8 +133,41 @@ def test_options_are_validated_and_pickling_keeps_no_handles(tmp_path):
     assert plugin.options.artifacts_uri == f"file://{tmp_path / 'art'}"
     assert plugin.view_command(None) == f"aim up --repo {tmp_path / 'repo'}"
     assert AimPlugin(repo="aim://127.0.0.1:53800").view_command(None) is None
+    # Tune pickles the callback (with its plugins) while runs are open: only the options go into tuner.pkl
+    plugin.trackbridge_setup()
+    plugin.trackbridge_experiment_start(ExperimentInfo(name="pickled"))
+    plugin.trackbridge_trial_start(make_trial("t1", experiment_name="pickled"), False, None)
     copy = pickle.loads(pickle.dumps(plugin))
-    assert copy.options == plugin.options and copy._trials == {}
+    assert copy.options == plugin.options and copy.__dict__.keys() == AimPlugin().__dict__.keys()
+    plugin.trackbridge_experiment_end(ExperimentInfo(name="pickled"))
+
+
+def test_odd_values_each_skipped_alone_never_the_rest_of_the_result(tmp_path):
+    """A NaN in an array (Aim cannot bin it), a NaN epoch, a key whose kind changes, a logged file named with
+    ``..``: each is handled alone; every other value of the same result is stored."""
+    (tmp_path / "notes.txt").write_text("hello")
+    odd = scripted_trial(
+        "odd",
+        results=[
+            {"loss": 1.0, "grads": [1.0, math.nan, 3.0], "epoch": math.nan, "flip": 1.0},
+            {"loss": 0.5, "grads": [math.nan, math.inf], "epoch": 2, "flip": "now a string"},
+        ],
+        logs=[ScriptedLog(after=1, step=1, files=[LoggedFile(str(tmp_path / "notes.txt"), "../../escape.txt")])],
+        experiment_name="odd",
+    )
+    plugin = AimPlugin(repo=str(tmp_path / "aim"))
+    stats = drive(plugin, [odd], experiment=ExperimentInfo(name="odd"))
+    assert stats.failed == 0, stats
+    [run] = read_repo(str(tmp_path / "aim")).values()
+    assert run.points("loss") == [(1, 1.0), (2, 0.5)]
+    assert [s for s, _ in run.points("grads", kind="distribution")] == [1]  # step 2 held no finite number
+    assert run.points("epoch") == [(1, pytest.approx(math.nan, nan_ok=True))]  # a NaN epoch stays a value
+    loss = next(s for s in run.series if s["name"] == "loss")
+    assert loss["epochs"] == [None, 2]
+    assert run.points("flip") == [(1, 1.0)]
+    assert run.artifacts == ["logged/escape.txt"]
+    assert (tmp_path / "aim" / "aim-artifacts" / run.hash / "logged" / "escape.txt").read_text() == "hello"
+    assert {"no-finite:grads", "kind:flip"} <= set(plugin.warn.counts)
 
 
 def _aim_read_back(d: Path) -> StoredRuns:

@@ -10,18 +10,6 @@ from typing import Any
 
 from trackbridge import PluginOptions, option
 
-#: ``aim.Run`` keywords the plugin sets itself; giving them in ``run_kwargs`` is an error.
-MANAGED_RUN_KEYWORDS: dict[str, str] = {
-    "run_hash": "each trial has its own run, found again by its trial id when the trial resumes",
-    "repo": "use the plugin's repo= option",
-    "experiment": "use the plugin's experiment_name= option",
-    "read_only": "the plugin writes its runs",
-    "force_resume": "the plugin reopens a trial's run itself when the trial resumes",
-    "system_tracking_interval": "use the plugin's system_tracking_interval= option",
-    "capture_terminal_logs": "use the plugin's capture_terminal_logs= option",
-    "log_system_params": "use the plugin's log_system_params= option",
-}
-
 
 def is_remote_repo(repo: str | None) -> bool:
     """An ``aim://host:port`` repo (an ``aim server``), as opposed to a directory."""
@@ -69,13 +57,7 @@ def _check_context(value: Mapping[str, Any]) -> None:
             raise TypeError(f"context must map names to str, int, float or bool values; got {key!r}: {item!r}")
 
 
-def _check_run_kwargs(value: Mapping[str, Any]) -> None:
-    for key in value:
-        if key in MANAGED_RUN_KEYWORDS:
-            raise ValueError(f"run_kwargs may not set {key!r}: {MANAGED_RUN_KEYWORDS[key]}")
-
-
-def _non_negative(value: float | None) -> None:
+def _positive_or_none(value: float | None) -> None:
     if value is not None and not value > 0:
         raise ValueError(f"must be a positive number of seconds or None, got {value}")
 
@@ -128,15 +110,12 @@ class AimOptions(PluginOptions):
         doc="seconds between Aim's system metrics (CPU, memory) of the process writing the runs; None: off, "
         "because every run of an experiment lives in the driver and would record the driver's usage",
         convert=lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v,
-        check=_non_negative,
+        check=_positive_or_none,
     )
     capture_terminal_logs: bool = option(
         False, doc="Aim's terminal capture; off, because it would copy the driver's whole output into every run"
     )
     log_system_params: bool = option(False, doc="Aim's record of packages, environment variables and git info")
-    run_kwargs: Mapping[str, Any] = option(
-        default_factory=dict, doc="further aim.Run keywords, passed as they are", check=_check_run_kwargs
-    )
 
     def __post_init__(self) -> None:
         if self.save_checkpoints and is_remote_repo(self.repo) and self.artifacts_uri is None:

@@ -1,22 +1,11 @@
-"""TrackBridge's Aim plugin: one Aim run per Tune trial.
+"""TrackBridge's Aim plugin: one Aim run per Tune trial (the mapping table is in docs/aim.md).
 
-Mapping (docs/aim.md has the user's version):
-
-- experiment start -> the repo (the experiment's folder, ``repo=``, or an ``aim://`` server); after
-  ``Tuner.restore``, the runs of the experiment's trials are looked up in it
-- trial start      -> an ``aim.Run`` named after the trial, in the Aim experiment named after the Tune one, with
-  ``run["hparams"]`` = the trial's config (nested) and ``run["trial_id"]``; a resumed trial reopens its run
-- result           -> ``run.track`` of every value at ``step`` = ``training_iteration``: numbers as metrics,
-  lists and arrays as ``aim.Distribution``, strings as ``aim.Text``; a result's ``context/<name>`` keys become
-  its Aim context and ``epoch`` its epoch, as with Ray's ``AimLoggerCallback``
-- config update    -> ``run["hparams"]`` updated and ``trackbridge/exploit`` = 1 at the step the trial continues
-  from; when that step is below steps already stored (a PBT exploit), later values go to the context
-  ``{"branch": n}``, because an Aim series holds one value per step and would otherwise overwrite them
-- in-trial log     -> the values at the call's own step in the context ``{"source": "trial_log"}`` (a step axis
-  of its own); files as artifacts ``logged/<name>``
-- checkpoint       -> artifacts ``checkpoints/<step>/...`` (``save_checkpoints=True``)
-- complete         -> ``run["status"]`` (RUNNING while the trial runs) = FINISHED / FAILED (+ ``run["error"]``) / KILLED, the run closed and
-  indexed (so readers and ``aim up`` see it at once)
+A trial's run: ``run.name`` = the trial's name, ``run["hparams"]`` = its config, ``run["trial_id"]`` (how it is
+found again after ``Tuner.restore``), ``run["status"]`` RUNNING then FINISHED / FAILED (+ ``run["error"]``) /
+KILLED. Every value is tracked at its step (results: ``training_iteration``; in-trial values: their own step, in
+the context ``{"source": "trial_log"}``). An Aim sequence holds one value per step, so after a PBT branch that
+goes back the values go to the context ``{"branch": n}`` instead of overwriting the earlier branch's. Runs of a
+local repo are indexed when they start and end, so ``aim.Repo`` readers and ``aim up`` see them at once.
 """
 
 from __future__ import annotations
@@ -28,21 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trackbridge import (
-    HISTOGRAM,
-    SCALAR,
-    TEXT,
     CheckpointInfo,
     ExperimentInfo,
     LoggedFile,
     TrackerPlugin,
     TrialInfo,
     TrialStatus,
-    classify,
     hookimpl,
     mask_uri,
-    to_float,
 )
 from trackbridge_aim.options import AimOptions, is_remote_repo
+from trackbridge_aim.values import SequenceKinds, aim_values, logged_file_name, split_result
 
 #: The words the MLflow plugin uses for a run's end, kept in ``run["status"]``.
 RUNNING = "RUNNING"
@@ -50,7 +35,6 @@ STATUS_WORDS = {TrialStatus.COMPLETED: "FINISHED", TrialStatus.FAILED: "FAILED",
 #: The context of values logged inside a trial (``trackbridge.log``): their steps are an axis of their own.
 TRIAL_LOG_CONTEXT = {"source": "trial_log"}
 _MAX_ERROR_CHARS = 4000
-_RESULT_CONTEXT_PREFIX = "context/"
 
 
 @dataclass
@@ -59,11 +43,12 @@ class _TrialRun:
 
     run_hash: str
     run: Any = None  # aim.Run while the trial runs; None once closed
-    #: Highest step stored per context (results), so a branch that goes back can move to a new context.
+    #: Highest result step the run holds (all contexts), so a branch that goes back moves to a new context.
     max_step: int = 0
     branch: int = 0
-    #: (name, context) -> kind of its first value: an Aim series keeps one type.
-    kinds: dict[tuple[str, tuple[tuple[str, Any], ...]], str] = field(default_factory=dict)
+    #: ``max_step``/``branch`` changed since they were last saved in the run (``_save_progress``).
+    unsaved: bool = False
+    kinds: SequenceKinds = field(default_factory=SequenceKinds)
 
 
 class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
@@ -72,9 +57,12 @@ class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
     def reset_state(self) -> None:
         super().reset_state()
         # A local repo's writes are in RocksDB's write-ahead log as soon as ``track`` returns. An aim:// repo's
-        # travel on Aim's client queue, which has no public flush: counted as stored only once a run is closed
-        # (after a SIGKILL they come again, and Aim keeps one value per step, so nothing doubles).
-        self.durable_after_flush = not is_remote_repo(self.options.repo)
+        # travel on Aim's client queue (as do all with AIM_ENABLE_TRACKING_THREAD), which has no public flush:
+        # counted as stored only once a run is closed (after a SIGKILL they come again; Aim keeps one value per
+        # step, so nothing doubles). Per instance: the transport reads it from the plugin object.
+        self.durable_after_flush = not (
+            is_remote_repo(self.options.repo) or os.environ.get("AIM_ENABLE_TRACKING_THREAD")
+        )
         self._repo: str | None = None
         self._experiment: ExperimentInfo | None = None
         self._experiment_name = ""
@@ -101,11 +89,6 @@ class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
     def tracker_destination(self) -> str | None:
         """The ``repo`` option (an absolute directory or an ``aim://`` address); None: the experiment's folder."""
         return mask_uri(self.options.repo) if self.options.repo else None
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        """Values skipped, by warning key (for tests and the curious)."""
-        return dict(self.warn.counts)
 
     # ------------------------------------------------------------------ setup and experiment
     @hookimpl
@@ -150,20 +133,23 @@ class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
         return None
 
     # ------------------------------------------------------------------ runs
-    def _run_keywords(self) -> dict[str, Any]:
-        return {
+
+    def _open(self, trial: TrialInfo, run_hash: str | None) -> _TrialRun:
+        """Create the trial's run, or reopen ``run_hash``. The state is registered as soon as the run exists, so
+        a later failure (indexing, a write) never leaves an open run behind that the next event would not find."""
+        if self._repo is None:  # a hook before the experiment start (driven by hand): Aim's defaults
+            self.trackbridge_experiment_start(ExperimentInfo(name=trial.experiment_name or "trackbridge"))
+        keywords: dict[str, Any] = {
             "system_tracking_interval": self.options.system_tracking_interval,
             "capture_terminal_logs": self.options.capture_terminal_logs,
             "log_system_params": self.options.log_system_params,
-            **dict(self.options.run_kwargs),
         }
-
-    def _open(self, trial: TrialInfo, run_hash: str | None) -> _TrialRun:
-        if self._repo is None:  # a hook before the experiment start (driven by hand): Aim's defaults
-            self.trackbridge_experiment_start(ExperimentInfo(name=trial.experiment_name or "trackbridge"))
-        repo = str(self._repo)
-        run = self._ready().open_run(repo, self._experiment_name, run_hash, self._run_keywords())
-        state = _TrialRun(run_hash=run.hash, run=run)
+        if run_hash is not None and self._experiment is not None and self._experiment.resumed:
+            # The trial's run, reopened after Tuner.restore: a lock left by the killed driver is taken over
+            # (Aim otherwise waits for a lock whose owner it cannot see is gone, e.g. on another machine).
+            keywords["force_resume"] = True
+        run = self._ready().open_run(str(self._repo), self._experiment_name, run_hash, keywords)
+        state = self._trials[trial.trial_id] = _TrialRun(run_hash=run.hash, run=run)
         if run_hash is None:
             run.name = trial.trial_name
             run[self._repo_module.TRIAL_ID_KEY] = trial.trial_id
@@ -174,7 +160,6 @@ class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
             uri = self._artifacts_uri()
             if uri:
                 run.set_artifacts_uri(uri)
-            self._index(run.hash)  # visible to readers (and found again after a restore) while it runs
         else:
             saved = run.get("trackbridge") or {}
             state.branch = int(saved.get("branch", 0))
@@ -182,11 +167,17 @@ class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
             if run.get("error") is not None:  # the trial runs again: an earlier attempt's error no longer holds
                 del run["error"]
         run["status"] = RUNNING
+        self._index(run.hash)  # visible to readers (and found again after a restore) while it runs
         return state
 
     def _index(self, run_hash: str) -> None:
+        """Index the run (local repos, ``index_runs``); best effort: while another process holds the index (a
+        running ``aim up``, another driver), the run is left to that or the next ``aim up``, with one warning."""
         if self.options.index_runs and self._local_repo():
-            self._repo_module.index_run(str(self._repo), run_hash)
+            try:
+                self._repo_module.index_run(str(self._repo), run_hash)
+            except Exception as exc:
+                self.warn("index", f"could not index {self._repo} ({exc!r}); `aim up` will show the run")
 
     def _run_for(self, trial: TrialInfo) -> _TrialRun:
         """The trial's open run; reopened if a hook arrives for a trial whose run is closed or never opened."""
@@ -201,6 +192,7 @@ class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
         saved = dict(state.run.get("trackbridge") or {})
         saved.update(branch=state.branch, max_step=state.max_step)
         state.run["trackbridge"] = saved
+        state.unsaved = False
 
     # ------------------------------------------------------------------ hooks
     @hookimpl
@@ -210,8 +202,16 @@ class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
             return  # paused and resumed, or retried, in this process: the run goes on
         run_hash = state.run_hash if state is not None else self._known_runs.get(trial.trial_id)
         if run_hash is None and resumed and self._experiment is not None and self._experiment.resumed:
-            self.warn("not-found", f"no run of trial {trial.trial_name} in {mask_uri(self._repo)}; starting a new one")
-        self._trials[trial.trial_id] = self._open(trial, run_hash)
+            where = "the index of " if self._local_repo() else "the (server-side) index of "
+            self.warn(
+                "not-found",
+                f"no run of trial {trial.trial_name} in {where}{mask_uri(self._repo)}; starting a new one "
+                "(see 'Restores' in docs/aim.md)",
+            )
+        state = self._open(trial, run_hash)
+        # The run holds up to the step TrackBridge says it holds, even if its saved progress is older (a SIGKILL
+        # before the last save): a branch below it must go to a new context.
+        state.max_step = max(state.max_step, last_step or 0)
 
     @hookimpl
     def trackbridge_trial_config_update(self, trial: TrialInfo, step: int | None, changes: Mapping[str, Any]) -> None:
@@ -233,18 +233,12 @@ class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
     @hookimpl
     def trackbridge_trial_result(self, trial: TrialInfo, step: int, metrics: Mapping[str, Any]) -> None:
         state = self._run_for(trial)
-        values: dict[str, Any] = {}
-        result_context: dict[str, Any] = {}
-        epoch = None
-        for key, value in metrics.items():
-            if key.startswith(_RESULT_CONTEXT_PREFIX) and isinstance(value, (str, int, float, bool)):
-                result_context[key[len(_RESULT_CONTEXT_PREFIX) :]] = value
-            elif key == "epoch" and classify(value) == SCALAR:
-                epoch = int(to_float(value))
-            elif self.options.metrics is None or key in self.options.metrics:
-                values[key] = value
+        values, result_context, epoch = split_result(metrics)
+        if self.options.metrics is not None:
+            values = {k: v for k, v in values.items() if k in self.options.metrics}
         self._track(state, values, step, epoch, self._context(state, result_context))
-        state.max_step = max(state.max_step, step)
+        if step > state.max_step:
+            state.max_step, state.unsaved = step, True
 
     @hookimpl
     def trackbridge_trial_log(
@@ -256,42 +250,43 @@ class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
             if state.run.artifacts_uri is None:
                 self.warn("files", f"no artifacts_uri for an aim:// repo; {file.name!r} of {trial.trial_name} skipped")
                 continue
-            state.run.log_artifact(file.path, name=f"logged/{file.name}", block=True)
+            state.run.log_artifact(file.path, name=logged_file_name(file.name), block=True)
 
     def _track(
         self, state: _TrialRun, values: Mapping[str, Any], step: int, epoch: int | None, context: dict[str, Any]
     ) -> None:
-        """One ``run.track`` of every value Aim can store, each as the kind its series already has."""
-        aim = self._aim
-        context_key = tuple(sorted(context.items()))
-        tracked: dict[str, Any] = {}
-        for key, value in values.items():
-            kind = classify(value)
-            if kind == SCALAR:
-                converted: Any = to_float(value)
-            elif kind == HISTOGRAM:
-                converted = aim.Distribution(samples=list(value) if isinstance(value, tuple) else value)
-            elif kind == TEXT:
-                converted = aim.Text(value)
-            else:
-                self.warn(f"skip:{key}", f"{key!r} is a {type(value).__name__}, which Aim does not track; skipped")
-                continue
-            first = state.kinds.setdefault((key, context_key), kind)
-            if first != kind:
-                self.warn(f"kind:{key}", f"{key!r} was first tracked as a {first}, now a {kind}; Aim keeps one kind")
-                continue
-            tracked[key] = converted
-        if tracked:
+        """One ``run.track`` of every value Aim can store (``values.aim_values``). Should Aim refuse one (a kind
+        a reopened run's sequence already has), the values are tracked one by one, and only the refused skipped."""
+        tracked = aim_values(self._aim, values, context, state.kinds, self.warn)
+        if not tracked:
+            return
+        try:
             state.run.track(tracked, step=step, epoch=epoch, context=context)
+        except Exception:
+            for key, value in tracked.items():
+                try:
+                    state.run.track(value, name=key, step=step, epoch=epoch, context=context)
+                except Exception as exc:
+                    self.warn(f"refused:{key}", f"Aim refused {key!r} ({exc!r}); skipped")
 
     @hookimpl
     def trackbridge_trial_checkpoint(self, trial: TrialInfo, checkpoint: CheckpointInfo) -> None:
         if not self.options.save_checkpoints:
             return
         state = self._run_for(trial)
-        name = f"checkpoints/{checkpoint.step if checkpoint.step is not None else os.path.basename(checkpoint.path)}"
+        step = checkpoint.step if checkpoint.step is not None else os.path.basename(checkpoint.path.rstrip("/"))
+        # After a branch that went back, a step's name may be taken by the earlier branch's checkpoint.
+        name = f"checkpoints/branch_{state.branch}/{step}" if state.branch else f"checkpoints/{step}"
         with checkpoint.local_copy() as directory:
             state.run.log_artifacts(directory, name=name, block=True)
+
+    @hookimpl
+    def trackbridge_flush(self) -> None:
+        """Save each open run's progress (branch, highest step) when it changed, for a run reopened after a
+        restore. The values themselves are on disk already (local) or on Aim's client queue (``aim://``)."""
+        for state in self._trials.values():
+            if state.run is not None and state.unsaved:
+                self._save_progress(state)
 
     @hookimpl
     def trackbridge_trial_complete(self, trial: TrialInfo, status: TrialStatus, error: str | None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from aim import Repo, Run
@@ -56,12 +57,19 @@ def find_trial_runs(repo: str, experiment: str) -> dict[str, str]:
     return {trial_id: run_hash for trial_id, (_, run_hash) in found.items()}
 
 
-def index_run(repo: str, run_hash: str) -> None:
-    """Add ``run_hash`` to the index of the local repo ``repo`` (see the module docstring)."""
-    index_repo = Repo(repo)  # not Repo.from_path: a pooled Repo would keep the index database open
-    try:
-        # ``index`` is what ``aim up`` and ``aim storage reindex`` call per run. It logs and skips a run it
-        # cannot read (its own "corrupted run" warning); that run is then indexed by the next ``aim up``.
-        RepoIndexManager(index_repo).index(run_hash)
-    finally:
-        index_repo.close()
+def index_run(repo: str, run_hash: str, attempts: int = 3, pause: float = 0.2) -> None:
+    """Add ``run_hash`` to the index of the local repo ``repo`` (see the module docstring). Tried ``attempts``
+    times: another process may hold the index for a moment (``aim up`` indexing); the last error is raised."""
+    for attempt in range(attempts):
+        index_repo = Repo(repo)  # not Repo.from_path: a pooled Repo would keep the index database open
+        try:
+            # ``index`` is what ``aim up`` and ``aim storage reindex`` call per run. It logs and skips a run it
+            # cannot read (its own "corrupted run" warning); that run is then indexed by the next ``aim up``.
+            RepoIndexManager(index_repo).index(run_hash)
+            return
+        except Exception:
+            if attempt + 1 == attempts:
+                raise
+            time.sleep(pause)
+        finally:
+            index_repo.close()
