@@ -1,5 +1,5 @@
 """A driver preempted (SIGTERM, as Slurm, Kubernetes and spot reclaims stop it) or crashed (SIGKILL) in the
-middle of a run into W&B, MLflow and TensorBoard, then ``Tuner.restore``: every step exactly once in every
+middle of a run into W&B, MLflow, TensorBoard and Aim, then ``Tuner.restore``: every step exactly once in every
 tracker, every run finished. Each tracker is read back with its own reader.
 """
 
@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from aim_reader import read_repo
 from tensorboard.backend.event_processing import event_accumulator as ea
 from wandb_reader import read_run, run_files, wait_until_complete
 
@@ -123,6 +124,11 @@ def test_a_preempted_or_killed_driver_restored_gives_every_step_once_in_every_tr
     assert len(tensorboard) == 2
     for run, steps in tensorboard.items():
         assert steps == every_step, ("tensorboard", run, steps)
+    aim_runs = read_repo(str(tmp_path / "aim"))  # one run per trial: the killed driver's run was reopened
+    assert len(aim_runs) == 2
+    for trial_id, run in aim_runs.items():
+        assert [step for step, _ in run.points("loss")] == every_step, ("aim", trial_id, run.points("loss"))
+        assert run.params["status"] == "FINISHED" and run.ended, (trial_id, run.params)
     wandb_runs = _wandb_runs(tmp_path)
     assert len(wandb_runs) == 2
     for run_id, parts in wandb_runs.items():

@@ -57,6 +57,7 @@ def callback() -> TrackBridgeCallback:
         "wandb": {"project": "preempted", "dir": os.path.join(BASE, "wandb")},
         "mlflow": {"tracking_uri": f"sqlite:///{BASE}/mlflow.db", "experiment_name": NAME},
         "tensorboard": {"logdir": os.path.join(BASE, "tb")},
+        "aim": {"repo": os.path.join(BASE, "aim")},
     }
     chosen = sys.argv[3].split(",") if len(sys.argv) > 3 else list(plugins)
     return TrackBridgeCallback(plugins={name: plugins[name] for name in chosen})
