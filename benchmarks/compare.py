@@ -5,6 +5,7 @@
     python -m benchmarks.compare --configs none,tb-all,native-all --repeats 5
     python -m benchmarks.compare --sweep              # scale sweep 4x50 .. 16x1000 (+ --full: 16x2000)
     python -m benchmarks.compare --in-trial-logs 10 --cpus 2   # trackbridge.log from inside trials
+    python -m benchmarks.compare --aim-comet          # Ray's Aim and Comet callbacks vs TrackBridge's plugins
 
 What it does, per configuration (see ``benchmarks/configs.py`` for the list):
 
@@ -29,6 +30,12 @@ reference). Every stored in-trial point is read back too (a run that lost or dup
 the table shows the end-to-end ratio to no tracking, the worker-side cost per call (median, p99) and the
 values stored. Written as ``in-trial-TxRxN`` (Markdown, CSV, JSON); Ray's callbacks and the direct-write
 floor do not take part (they receive nothing from ``trackbridge.log``).
+
+``--aim-comet`` runs the same comparison for Aim and Comet instead (``configs.AIM_COMET_CONFIGS``: no tracking,
+Ray's ``AimLoggerCallback`` and ``CometLoggerCallback`` offline, TrackBridge's ``aim`` and ``comet`` plugins),
+without the direct-write floor and the bridge-alone measurement (both are about the other trackers), written
+as ``compare-aim-comet-TxR``. Aim's runs are read with ``aim.Repo``; a repo whose index does not show every run
+is reindexed first (``aim storage reindex``), and the table says so (Ray's callback indexes none).
 
 A broken configuration (a plugin that raises, a child that crashes or times out) is a FAILED row, never a
 crashed benchmark. The machine is shared and small: numbers move; read ratios, not absolute seconds.
@@ -189,6 +196,7 @@ def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(CHILD_ENV)
     env.pop("WANDB_API_KEY", None)
+    env.pop("COMET_API_KEY", None)  # offline everywhere
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("RAY_ADDRESS", None)
     # Ray's workers import the trainable by module name: let them find ``benchmarks``.
@@ -315,7 +323,7 @@ def run_config(
     r.loop_seconds = data.get("loop_seconds")
     report = data.get("trackbridge_report") or {}
     r.drain_seconds = report.get("drain_seconds")
-    for key in ("stall_ms_median", "stall_ms_p99", "stall_ms_max"):
+    for key in ("stall_ms_median", "stall_ms_p99", "stall_ms_max", "trial_end_ms_median"):
         setattr(r, key, data.get(key))
     r.callback_calls = data.get("callback_calls", 0)
     r.plugin_busy = {p["plugin"]: p.get("busy_seconds") for p in report.get("plugins") or []}
@@ -395,6 +403,7 @@ def _progress(r: RunResult) -> None:
     stored = (
         ", ".join(
             f"{c['tracker']}{' in-trial' if c.get('kind') == 'in-trial' else ''} {c['valid']}/{c['expected']}"
+            + "".join(f" ({note})" for note in c.get("notes") or [])
             for c in r.checks
         )
         or "-"
@@ -464,6 +473,8 @@ class Row:
             mark = "" if all(c["complete"] for c in checks) else " LOST"
             dup = max(c.get("duplicates", 0) for c in checks)
             mark += f" ({dup} duplicated)" if dup and kind == "in-trial" else ""
+            notes = list(dict.fromkeys(note for c in checks for note in c.get("notes") or []))
+            mark += f" ({'; '.join(notes)})" if notes else ""
             parts.append(f"{_short(tracker)} {worst['valid']}/{worst['expected']}{mark}")
         return ", ".join(parts) or "-"
 
@@ -489,7 +500,12 @@ TABLE_COLUMNS = [
 ]
 
 
-def table_rows(rows: list[Row], baseline: float | None) -> list[list[str]]:
+#: The ``--aim-comet`` table's extra column, after the per-result one: Tune's thread in ``on_trial_complete``.
+TRIAL_END_COLUMN = "Tune thread at a trial's end ms (median)"
+
+
+def table_rows(rows: list[Row], baseline: float | None, trial_end: bool = False) -> list[list[str]]:
+    """The comparison's rows (``trial_end``: with ``TRIAL_END_COLUMN`` after the per-result column)."""
     out = []
     for row in rows:
         fit = row.median("fit_seconds")
@@ -506,6 +522,7 @@ def table_rows(rows: list[Row], baseline: float | None) -> list[list[str]]:
                 _fmt(ratio, ".2f") + "x" if ratio is not None else "-",
                 _fmt(row.median("drain_seconds")),
                 stall,
+                *([_fmt(row.median("trial_end_ms_median"), ".0f")] if trial_end else []),
                 _fmt(row.median("driver_peak_mib"), ".0f")
                 if not row.config.startswith("direct-")
                 else _fmt(row.median("driver_peak_mib"), ".0f") + " (script)",
@@ -529,7 +546,8 @@ def plain(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
-def machine() -> dict[str, Any]:
+def machine(extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The machine and the versions of Ray and the trackers (``extra``: more distributions to name)."""
     model = "unknown"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -547,7 +565,7 @@ def machine() -> dict[str, Any]:
     except Exception:
         pass
     versions = {}
-    for module in ("ray", "wandb", "mlflow", "tensorboardX", "tensorboard"):
+    for module in ("ray", "wandb", "mlflow", "tensorboardX", "tensorboard", *extra):
         try:
             from importlib.metadata import version
 
@@ -633,26 +651,32 @@ def bridge_alone(args: argparse.Namespace, workdir: str) -> dict[str, Any] | Non
 
 def write_compare(result: dict[str, Any], args: argparse.Namespace, info: dict[str, Any]) -> str:
     rows: list[Row] = result["rows"]
-    body = table_rows(rows, result["baseline"])
+    body = table_rows(rows, result["baseline"], trial_end=args.aim_comet)
+    columns = list(TABLE_COLUMNS)
+    if args.aim_comet:
+        columns.insert(columns.index("Tune thread per result ms (median / p99)") + 1, TRIAL_END_COLUMN)
     print()
     print(
         f"{args.trials} trials x {args.results} results x {args.metrics} metrics, checkpoint every "
         f"{args.checkpoint_every}; medians of {args.repeats} repeats"
     )
-    print(plain(TABLE_COLUMNS, body))
+    print(plain(columns, body))
     os.makedirs(args.out_dir, exist_ok=True)
-    stem = os.path.join(args.out_dir, f"compare-{args.trials}x{args.results}")
+    name = "compare-aim-comet" if args.aim_comet else "compare"
+    stem = os.path.join(args.out_dir, f"{name}-{args.trials}x{args.results}")
     md = [
-        f"# TrackBridge vs Ray's logger callbacks: {args.trials} trials x {args.results} results x {args.metrics} "
-        f"metrics",
+        f"# TrackBridge vs Ray's logger callbacks{': Aim and Comet' if args.aim_comet else ''}: {args.trials} trials "
+        f"x {args.results} results x {args.metrics} metrics",
         "",
         f"Machine: {machine_line(info)}.",
         "",
         f"Checkpoint every {args.checkpoint_every} steps; {args.repeats} repeats, configurations interleaved; "
         f"medians. Command: `python -m benchmarks.compare {' '.join(args.argv)}`".rstrip(),
         "",
-        markdown(TABLE_COLUMNS, body),
+        markdown(columns, body),
     ]
+    if args.aim_comet:
+        md += ["", AIM_COMET_NOTE]
     bridge = result.get("bridge")
     if bridge and "error" not in bridge:
         md += [
@@ -679,12 +703,14 @@ def write_compare(result: dict[str, Any], args: argparse.Namespace, info: dict[s
                 "stall_ms_median",
                 "stall_ms_p99",
                 "stall_ms_max",
+                "trial_end_ms_median",
                 "driver_peak_mib",
                 "tracker_peak_mib",
                 "tracker_procs",
                 "tree_peak_mib",
                 "stored",
                 "expected",
+                "notes",
                 "error",
             ]
         )
@@ -703,12 +729,14 @@ def write_compare(result: dict[str, Any], args: argparse.Namespace, info: dict[s
                         r.stall_ms_median,
                         r.stall_ms_p99,
                         r.stall_ms_max,
+                        r.trial_end_ms_median,
                         round(r.driver_peak_mib, 1),
                         round(r.tracker_peak_mib, 1),
                         r.tracker_procs,
                         round(r.tree_peak_mib, 1),
                         sum(c["valid"] for c in r.checks),
                         sum(c["expected"] for c in r.checks),
+                        "; ".join(note for c in r.checks for note in c.get("notes") or []),
                         r.error or "",
                     ]
                 )
@@ -723,6 +751,20 @@ def _write_json(stem: str, info: dict[str, Any], args: argparse.Namespace, rows:
     print(f"\nwritten: {stem}.md, .csv, .json")
     return stem + ".md"
 
+
+AIM_COMET_NOTE = (
+    "Baseline, no tracking: the same trainable and Tune run (same trials, results, metrics and checkpoints, "
+    "`TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1`) with no callback passed: no tracker imported. Ray's callbacks run with Ray's defaults: `AimLoggerCallback(repo=...)` "
+    "(Aim's own defaults: system metrics every 10 s and terminal capture on) and `CometLoggerCallback(online=False, "
+    "offline_directory=...)` (Ray turns off Comet's output capture, git and CPU/GPU logging; Comet's code, package, "
+    "host logging and CLI-argument parsing stay on). TrackBridge's plugins run with theirs: `{'aim': {'repo': ...}}` "
+    "and `{'comet': {'mode': 'offline', 'offline_directory': ...}}`. Tune thread per result: time inside the "
+    "callback's `on_trial_result`; at a trial's end: inside its `on_trial_complete` (median over a run's trials). "
+    "Stored: every (run, metric, step) with its value, read back with the tracker's "
+    "own reader: Aim's `Repo.iter_runs()` and `run.metrics()`; Comet's offline archives (`messages.json`, every "
+    "`metric_msg`). Aim shows a run only once it is in the repo's index: when the index shows fewer runs than the "
+    "repo holds, the repo is reindexed with `aim storage reindex` before it is read (noted in the row)."
+)
 
 # ============================================================================================ in-trial
 IN_TRIAL_COLUMNS = [
@@ -1083,6 +1125,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, default=50, help="a checkpoint every K steps (0: none)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--configs", help=f"comma-separated subset of: {', '.join(configs.CONFIGS)}")
+    p.add_argument(
+        "--aim-comet",
+        action="store_true",
+        help=f"compare Ray's Aim and Comet callbacks with TrackBridge's plugins ({', '.join(configs.AIM_COMET_CONFIGS)}; "
+        "no direct-write floor, no bridge-alone); written as compare-aim-comet-TxR",
+    )
     p.add_argument("--cpus", type=int, default=4, help="Ray's logical CPUs = trials running at once")
     p.add_argument("--work", type=float, default=0.0, help="seconds of 'training' per step (default: none)")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 trials x 20 results, 1 repeat")
@@ -1120,6 +1168,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.sizes = list(DEFAULT_SIZES)
     if args.full and FULL_SIZE not in args.sizes:
         args.sizes.append(FULL_SIZE)
+    if args.aim_comet:
+        if args.sweep or args.in_trial_logs or args.configs:
+            p.error("--aim-comet is its own comparison: it does not combine with --sweep, --in-trial-logs or --configs")
+        args.configs = ",".join(configs.AIM_COMET_CONFIGS)
+        args.no_direct = args.no_bridge = True
     if args.configs:
         args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
         unknown = [c for c in args.configs if c not in configs.CONFIGS]
@@ -1144,7 +1197,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    info = machine()
+    trackers = {t for name in args.configs for t in configs.CONFIGS[name].trackers}
+    info = machine(tuple(m for t, m in (("aim", "aim"), ("comet", "comet_ml")) if t in trackers))
     print(f"machine: {machine_line(info)}", flush=True)
     workdir = args.workdir or tempfile.mkdtemp(prefix="trackbridge-bench-")
     os.makedirs(workdir, exist_ok=True)

@@ -24,7 +24,8 @@ class Config:
     name: str
     #: What the row means, for the table.
     label: str
-    #: Trackers whose stores are read back after the run: subset of {"wandb", "mlflow", "tensorboard"}.
+    #: Trackers whose stores are read back after the run: subset of {"wandb", "mlflow", "tensorboard", "aim",
+    #: "comet"}.
     trackers: tuple[str, ...]
     #: "native" (Ray's callbacks), "trackbridge" or "none".
     kind: str
@@ -46,11 +47,18 @@ CONFIGS: dict[str, Config] = {
         Config(
             "tb-all-isolated", "TrackBridge, all three, isolate=True", ("wandb", "mlflow", "tensorboard"), "trackbridge"
         ),
+        Config("native-aim", "Ray AimLoggerCallback", ("aim",), "native"),
+        Config("tb-aim", "TrackBridge aim", ("aim",), "trackbridge"),
+        Config("native-comet", "Ray CometLoggerCallback, offline", ("comet",), "native"),
+        Config("tb-comet", "TrackBridge comet, offline", ("comet",), "trackbridge"),
     ]
 }
 
-#: The default comparison (``tb-noop`` is the bridge-alone measurement).
-DEFAULT_CONFIGS: tuple[str, ...] = tuple(CONFIGS)
+#: The Aim and Comet comparison (``--aim-comet``): the baseline, Ray's callback and TrackBridge's plugin for each.
+AIM_COMET_CONFIGS: tuple[str, ...] = ("none", "native-aim", "tb-aim", "native-comet", "tb-comet")
+#: The default comparison (``tb-noop`` is the bridge-alone measurement): every configuration but the Aim and
+#: Comet ones (``--aim-comet`` runs those; the default run stays at its length).
+DEFAULT_CONFIGS: tuple[str, ...] = tuple(n for n in CONFIGS if n not in AIM_COMET_CONFIGS or n == "none")
 #: The in-trial case's default configurations (``--in-trial-logs``): the baseline, the bridge with a
 #: do-nothing plugin, each tracker alone and all three.
 IN_TRIAL_CONFIGS: tuple[str, ...] = ("none", "tb-noop", "tb-wandb", "tb-mlflow", "tb-tensorboard", "tb-all")
@@ -128,9 +136,11 @@ class _TimedResults:
 
 def _timed_classes() -> dict[str, type]:
     """Module-level timed subclasses (Tune pickles callbacks into tuner.pkl: they must be importable)."""
+    from ray.air.integrations.comet import CometLoggerCallback  # imports comet_ml only when built
     from ray.air.integrations.mlflow import MLflowLoggerCallback
     from ray.air.integrations.wandb import WandbLoggerCallback
     from ray.tune.logger import TBXLoggerCallback
+    from ray.tune.logger.aim import AimLoggerCallback  # imports aim; so does Tune's telemetry with any callback
 
     from trackbridge import TrackBridgeCallback
 
@@ -140,7 +150,9 @@ def _timed_classes() -> dict[str, type]:
         g["TimedWandb"] = type("TimedWandb", (_TimedResults, WandbLoggerCallback), {"__module__": __name__})
         g["TimedMLflow"] = type("TimedMLflow", (_TimedResults, MLflowLoggerCallback), {"__module__": __name__})
         g["TimedTBX"] = type("TimedTBX", (_TimedResults, TBXLoggerCallback), {"__module__": __name__})
-    return {k: g[k] for k in ("TimedTrackBridge", "TimedWandb", "TimedMLflow", "TimedTBX")}
+        g["TimedAim"] = type("TimedAim", (_TimedResults, AimLoggerCallback), {"__module__": __name__})
+        g["TimedComet"] = type("TimedComet", (_TimedResults, CometLoggerCallback), {"__module__": __name__})
+    return {k: g[k] for k in ("TimedTrackBridge", "TimedWandb", "TimedMLflow", "TimedTBX", "TimedAim", "TimedComet")}
 
 
 def wandb_dir(root: str) -> str:
@@ -155,12 +167,25 @@ def tune_dir(root: str) -> str:
     return os.path.join(root, "tune")
 
 
+def aim_repo(root: str) -> str:
+    """The Aim repo (its runs go to ``<repo>/.aim``), fresh for every run."""
+    return os.path.join(root, "aim")
+
+
+def comet_dir(root: str) -> str:
+    """Where Comet's offline archives go (one zip per experiment, written at its ``end()``)."""
+    return os.path.join(root, "comet")
+
+
 def trackbridge_options(root: str) -> dict[str, dict[str, Any]]:
-    """The plugin options the benchmark uses (W&B offline, MLflow on a fresh SQLite file)."""
+    """The plugin options the benchmark uses (W&B offline, MLflow on a fresh SQLite file, Aim on a fresh repo,
+    Comet offline archives in a fresh directory)."""
     return {
         "wandb": {"mode": "offline", "dir": wandb_dir(root), "project": "bench"},
         "mlflow": {"tracking_uri": mlflow_uri(root)},
         "tensorboard": {},  # each trial's directory in Tune's storage
+        "aim": {"repo": aim_repo(root)},
+        "comet": {"mode": "offline", "offline_directory": comet_dir(root)},
     }
 
 
@@ -189,4 +214,12 @@ def build(name: str, root: str) -> list[Any]:
         callbacks.append(timed["TimedMLflow"](tracking_uri=mlflow_uri(root), experiment_name="bench"))
     if "tensorboard" in config.trackers:
         callbacks.append(timed["TimedTBX"]())
+    if "aim" in config.trackers:
+        # Ray's defaults otherwise (Aim's system tracking and terminal capture on, runs not indexed).
+        callbacks.append(timed["TimedAim"](repo=aim_repo(root)))
+    if "comet" in config.trackers:
+        # An OfflineExperiment per trial (``online=False``); the other keywords go to its constructor. Ray turns
+        # off Comet's output capture, git and CPU/GPU logging; the rest of Comet's defaults stay.
+        os.makedirs(comet_dir(root), exist_ok=True)
+        callbacks.append(timed["TimedComet"](online=False, offline_directory=comet_dir(root)))
     return callbacks

@@ -8,9 +8,16 @@ exactly the steps ``1..results`` with the value the workload reported (``step + 
 - TensorBoard: TensorBoard's ``EventAccumulator`` on every directory holding event files;
 - W&B offline: the ``run-*.wandb`` files (W&B's LevelDB-style log of ``wandb_internal_pb2.Record``), every
   record with ``history`` set, read with ``trackbridge_wandb_reader`` (wandb 0.31 no longer ships a
-  Python reader; ours is strict: a checksum mismatch raises).
+  Python reader; ours is strict: a checksum mismatch raises);
+- Aim: ``aim.Repo(repo).iter_runs()`` and each run's ``metrics()`` (``benchmarks.read_aim``, in a process of
+  its own). Aim 3.29 reads runs through an index that the SDK does not update: runs on disk that the index
+  does not show are noted (Ray's ``AimLoggerCallback`` indexes none), the repo is reindexed with Aim's CLI
+  (``aim storage reindex --repo <repo> -y``, what a user has to run, or ``aim up``) and read again;
+- Comet offline: the archives (``*.zip``: ``experiment.json`` names the experiment key, ``messages.json`` holds
+  one JSON message per line; each ``metric_msg`` is a metric name, value and step), what ``comet upload``
+  would send. Archives with one key are one experiment.
 
-A Tune-side ``native`` callback logs metrics under other names (TBX: ``ray/tune/m00``); a tag or key counts
+A Tune-side ``native`` callback logs metrics under other names (TBX, Aim: ``ray/tune/m00``); a tag or key counts
 if it is a metric name or ends with ``/<metric name>``.
 
 In-trial values (``--in-trial-logs N``) are checked in the same pass, as a second check per tracker
@@ -26,7 +33,11 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
+import subprocess
+import sys
 import time
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -55,6 +66,8 @@ class TrackerCheck:
     seconds: float = 0.0
     #: (run, metric, step) points stored more than once (each extra copy counted).
     duplicates: int = 0
+    #: What a reader had to do, or saw, that is worth showing but is no loss (Aim: runs the index did not show).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -73,6 +86,7 @@ class TrackerCheck:
             "missing": self.expected - self.valid,
             "duplicates": self.duplicates,
             "problems": self.problems[:5],
+            "notes": self.notes,
             "seconds": round(self.seconds, 2),
         }
 
@@ -276,6 +290,99 @@ def check_wandb(
     return [t.done(started) for t in tallies]
 
 
+# ------------------------------------------------------------------------------------------------ Aim
+def _read_aim(repo: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.read_aim", repo], capture_output=True, text=True, check=False, timeout=600
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmarks.read_aim failed: {out.stderr.strip()[-500:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def aim_cli() -> list[str]:
+    """Aim's command line, from this environment."""
+    beside = os.path.join(os.path.dirname(sys.executable), "aim")
+    return [beside] if os.path.exists(beside) else [shutil.which("aim") or "aim"]
+
+
+def check_aim(repo: str, trials: int, results: int, num_metrics: int, logs: int = 0) -> list[TrackerCheck]:
+    """Every run ``aim.Repo(repo).iter_runs()`` shows, every metric series at its steps; when the index shows
+    fewer runs than the repo holds, noted, then ``aim storage reindex`` and read again."""
+    started = time.perf_counter()
+    tallies = _tallies("aim", trials, results, num_metrics, logs)
+    if not os.path.isdir(os.path.join(repo, ".aim")):
+        for t in tallies:
+            t.check.problems.append(f"no store: {repo}/.aim does not exist")
+        return [t.done(started) for t in tallies]
+    data = _read_aim(repo)
+    indexed, on_disk = len(data["runs"]), data["on_disk"]
+    if indexed < on_disk:
+        cli = [*aim_cli(), "storage", "--repo", repo, "reindex", "-y"]
+        done = subprocess.run(cli, capture_output=True, text=True, check=False, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"aim storage reindex failed: {done.stderr.strip()[-500:]}")
+        data = _read_aim(repo)
+        note = f"{indexed}/{on_disk} runs indexed; read after `aim storage reindex`"
+    else:
+        note = f"{indexed}/{on_disk} runs indexed"
+    for t in tallies:
+        t.check.notes.append(note)
+    for run in data["runs"]:
+        for name, points in run["series"].items():
+            for t in tallies:
+                if t.metric_of(name) is None:
+                    continue
+                for step, value in points:
+                    t.add(run["hash"], name, int(step), float(value))
+    return [t.done(started) for t in tallies]
+
+
+# ------------------------------------------------------------------------------------------------ Comet offline
+def comet_metrics(path: str) -> tuple[str, list[tuple[str, Any, int | None]]]:
+    """(experiment key, [(metric name, value, step), ...] in message order) of one offline archive."""
+    with zipfile.ZipFile(path) as z:
+        key = json.loads(z.read("experiment.json"))["offline_id"]
+        points = []
+        for line in z.read("messages.json").decode("utf-8").splitlines():
+            if not line.strip():
+                continue
+            message = json.loads(line)
+            if message.get("type") == "metric_msg":
+                m = message["payload"]["metric"]
+                points.append((m["metricName"], m["metricValue"], m.get("step")))
+    return key, points
+
+
+def check_comet(directory: str, trials: int, results: int, num_metrics: int, logs: int = 0) -> list[TrackerCheck]:
+    """Every archive in ``directory``: each experiment (key) a run, every metric message at its step."""
+    started = time.perf_counter()
+    tallies = _tallies("comet", trials, results, num_metrics, logs)
+    paths = sorted(glob.glob(os.path.join(glob.escape(directory), "*.zip")))
+    if not paths:
+        for t in tallies:
+            t.check.problems.append(f"no archive in {directory}")
+    for path in paths:
+        try:
+            key, points = comet_metrics(path)
+        except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+            for t in tallies:
+                t.check.problems.append(f"{os.path.basename(path)}: unreadable archive ({type(exc).__name__}: {exc})")
+            continue
+        for name, value, step in points:
+            for t in tallies:
+                if t.metric_of(name) is None:
+                    continue
+                number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+                if number is None:
+                    try:
+                        number = float(value)  # Comet may store a number as its text
+                    except (TypeError, ValueError):
+                        number = float("nan")
+                t.add(key, name, -1 if step is None else int(step), float(number))  # no step: a wrong one
+    return [t.done(started) for t in tallies]
+
+
 # ------------------------------------------------------------------------------------------------ all
 def check_all(
     trackers: Iterable[str], root: str, trials: int, results: int, num_metrics: int, in_trial_logs: int = 0
@@ -293,6 +400,10 @@ def check_all(
                 checks += check_tensorboard(root, trials, results, num_metrics, in_trial_logs)
             elif tracker == "wandb":
                 checks += check_wandb(configs.wandb_dir(root), trials, results, num_metrics, in_trial_logs)
+            elif tracker == "aim":
+                checks += check_aim(configs.aim_repo(root), trials, results, num_metrics, in_trial_logs)
+            elif tracker == "comet":
+                checks += check_comet(configs.comet_dir(root), trials, results, num_metrics, in_trial_logs)
             else:
                 raise ValueError(f"unknown tracker {tracker!r}")
         except Exception as exc:  # a reader that fails is a failed check, not a crashed benchmark

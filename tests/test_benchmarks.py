@@ -81,3 +81,64 @@ def test_in_trial_smoke_run_times_the_calls_and_verifies_every_in_trial_point(tm
     assert row.rstrip(" |").endswith("ok"), row
     [run] = [r for r in json.loads((tmp_path / "in-trial-1x3x2.json").read_text())["runs"] if r["in_trial_call"]]
     assert run["call_us_median"] > 0 and run["call_us_p99"] >= run["call_us_median"]
+
+
+def test_aim_comet_preset_selects_its_configurations_with_plugin_options_that_parse(tmp_path):
+    """``--aim-comet`` (kept out of the default run): its configurations, and TrackBridge's options for them valid
+    (parsed without importing aim or comet_ml; the benchmark run itself builds Ray's callbacks)."""
+    from benchmarks import compare, configs
+    from trackbridge_aim.options import AimOptions
+    from trackbridge_comet.options import CometOptions
+
+    args = compare.parse_args(["--aim-comet"])
+    assert args.configs == list(configs.AIM_COMET_CONFIGS) and args.no_direct and args.no_bridge
+    assert not set(configs.AIM_COMET_CONFIGS) - {"none"} & set(configs.DEFAULT_CONFIGS)
+    options = configs.trackbridge_options(str(tmp_path))
+    assert AimOptions.parse("aim", options["aim"]).repo == configs.aim_repo(str(tmp_path))
+    assert CometOptions.parse("comet", options["comet"]).offline_directory == configs.comet_dir(str(tmp_path))
+
+
+def test_comet_check_reads_every_metric_message_of_the_offline_archives(tmp_path):
+    import zipfile
+
+    from benchmarks import verify
+    from benchmarks.workload import metric_names, metric_value
+
+    def archive(name, key, steps, skip=None):
+        lines = [json.dumps({"type": "log_other", "payload": {"key": "trial_id", "value": key}})]
+        for step in steps:
+            for k, metric in enumerate(metric_names(2)):
+                if (metric, step) != skip:
+                    m = {"metricName": metric, "metricValue": metric_value(step, k), "step": step}
+                    lines.append(json.dumps({"type": "metric_msg", "payload": {"metric": m}}))
+        with zipfile.ZipFile(tmp_path / name, "w") as z:
+            z.writestr("experiment.json", json.dumps({"offline_id": key}))
+            z.writestr("messages.json", "\n".join(lines) + "\n")
+
+    archive("a-001.zip", "a", [1, 2])
+    archive("a-002.zip", "a", [3])  # one experiment in two archives (a resumed trial)
+    archive("b-001.zip", "b", [1, 2, 3], skip=("m01", 2))
+    [check] = verify.check_comet(str(tmp_path), trials=2, results=3, num_metrics=2)
+    assert (check.runs, check.valid, check.expected, check.complete) == (2, 11, 12, False)
+    (tmp_path / "b-001.zip").unlink()
+    archive("b-001.zip", "b", [1, 2, 3])
+    [check] = verify.check_comet(str(tmp_path), trials=2, results=3, num_metrics=2)
+    assert check.complete, check.as_dict()
+
+
+def test_aim_check_reindexes_a_repo_whose_runs_the_index_does_not_show(tmp_path):
+    """As Ray's AimLoggerCallback leaves it: runs written with aim.Run, none indexed."""
+    from benchmarks import verify
+
+    write = (
+        "import sys\nfrom aim import Run\n"
+        "run = Run(repo=sys.argv[1], system_tracking_interval=None, capture_terminal_logs=False)\n"
+        "for step in (1, 2):\n"
+        "    for k in (0, 1):\n"
+        "        run.track(step + k / 16, name=f'ray/tune/m{k:02d}', step=step)\n"
+        "run.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", write, str(tmp_path)], check=True, timeout=300)
+    [check] = verify.check_aim(str(tmp_path), trials=1, results=2, num_metrics=2)
+    assert check.complete and check.valid == 4, check.as_dict()
+    assert check.notes == ["0/1 runs indexed; read after `aim storage reindex`"]
