@@ -6,6 +6,7 @@ No Comet account and no network: every experiment here is offline (the default w
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -22,7 +23,7 @@ from ray import tune
 import trackbridge
 from tests.comet_reader import by_trial, experiments, read_archive
 from tests.step_checkpoints import first_step, step_checkpoint
-from trackbridge import ExperimentInfo, LoggedFile, TrackBridgeCallback, TrialInfo, TrialStatus
+from trackbridge import CheckpointInfo, ExperimentInfo, LoggedFile, TrackBridgeCallback, TrialInfo, TrialStatus
 from trackbridge.testing.conformance import StoredRuns, check_plugin
 from trackbridge_comet import CometPlugin
 from trackbridge_comet.experiments import experiment_key
@@ -191,6 +192,7 @@ def test_a_restored_trial_continues_its_experiment_key_in_a_second_archive_with_
     assert not restored.fit().errors
 
     archive_dir = experiment_dir / "comet"
+    assert json.loads((experiment_dir / "trackbridge_comet.json").read_text())["mode"] == "offline"  # recorded
     found = {e.params["x"]: e for e in experiments(archive_dir).values()}
     assert sorted(found) == [1, 2]  # one experiment (key) per trial, whatever the number of archives
     crashed, steady = found[1], found[2]
@@ -238,36 +240,65 @@ def _run(plugin: CometPlugin, experiment: ExperimentInfo = EXPERIMENT) -> None:
     plugin.trackbridge_experiment_start(experiment)
 
 
-def test_a_pbt_exploit_is_marked_and_the_steps_after_it_are_logged_again(tmp_path):
-    plugin = CometPlugin(offline_directory=str(tmp_path))
+def _checkpoint(tmp_path: Path, step: int, tag: str) -> CheckpointInfo:
+    directory = tmp_path / "checkpoints" / f"{tag}_{step}"
+    directory.mkdir(parents=True)
+    (directory / "weights").write_text(f"{tag} {step}")
+    return CheckpointInfo(path=str(directory), step=step)
+
+
+def test_a_pbt_exploit_is_marked_and_the_steps_and_checkpoints_after_it_are_logged_again_apart(tmp_path):
+    archive_dir = tmp_path / "archives"
+    plugin = CometPlugin(offline_directory=str(archive_dir), save_checkpoints=True)
     _run(plugin)
+    placeholder = archive_dir / f"{experiment_key('e', 't1')}-Killed.zip"
+    zipfile.ZipFile(placeholder, "w").close()  # the empty zip Comet creates at start, left by a killed driver
     trial = _trial()
     plugin.trackbridge_trial_start(trial, resumed=False, last_step=None)
     for step in (1, 2, 3, 4):
         plugin.trackbridge_trial_result(trial, step, {"loss": float(step)}, time.time())
+        if step % 2 == 0:
+            plugin.trackbridge_trial_checkpoint(trial, _checkpoint(tmp_path, step, "first"))
     exploited = _trial(lr=0.5)
     plugin.trackbridge_trial_start(exploited, resumed=True, last_step=4)  # still open: continues
-    plugin.trackbridge_trial_config_update(exploited, 2, {"lr": 0.5})
+    plugin.trackbridge_trial_config_update(exploited, 2, {"lr": 0.5})  # back to step 2: branch 1
     for step in (3, 4, 5):
         plugin.trackbridge_trial_result(exploited, step, {"loss": 10.0 * step}, time.time())
+    plugin.trackbridge_trial_checkpoint(exploited, _checkpoint(tmp_path, 4, "second"))
+    plugin.trackbridge_trial_config_update(exploited, 5, {"lr": 0.7})  # from its own last step: no new branch
+    plugin.trackbridge_trial_result(exploited, 6, {"loss": 60.0}, time.time())
+    plugin.trackbridge_trial_checkpoint(exploited, _checkpoint(tmp_path, 6, "third"))
     plugin.trackbridge_trial_complete(exploited, TrialStatus.COMPLETED, None)
     plugin.trackbridge_experiment_end(EXPERIMENT)
 
-    [e] = experiments(tmp_path).values()
+    assert not placeholder.exists() and [os.path.basename(p) for p in plugin.archives] == [
+        f"{experiment_key('e', 't1')}-001.zip"
+    ]
+    [e] = experiments(archive_dir).values()
     assert len(e.parts) == 1
-    assert e.series("loss") == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (3, 30.0), (4, 40.0), (5, 50.0)]
-    assert e.series("trackbridge/exploit") == [(2, 1.0)]
-    assert e.parts[0].params["lr"] == [(0.1, None), (0.5, 2)] and e.param("lr") == 0.5
+    assert e.series("loss") == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (3, 30.0), (4, 40.0), (5, 50.0), (6, 60.0)]
+    assert e.series("trackbridge/exploit") == [(2, 1.0), (5, 1.0)]
+    assert e.parts[0].params["lr"] == [(0.1, None), (0.5, 2), (0.7, 5)] and e.param("lr") == 0.7
+    models = sorted((a.group, a.data) for a in e.assets if a.upload_type == "model-element" and a.name == "weights")
+    assert models == [
+        ("checkpoint_2", b"first 2"),
+        ("checkpoint_4", b"first 4"),  # the first branch's model of step 4 keeps its files
+        ("checkpoint_4_branch1", b"second 4"),
+        ("checkpoint_6_branch1", b"third 6"),
+    ]
 
 
-def test_a_retried_trial_reopens_its_key_and_experiment_end_closes_what_is_open(tmp_path):
+def test_a_trial_started_again_after_it_failed_reopens_its_key_and_experiment_end_closes_what_is_open(tmp_path):
+    """Complete (failed), then start again: what a ``Tuner.restore(..., resume_errored=True)`` sends for a failed
+    trial, here in one plugin object. (A trial Tune retries is never completed in between: its start finds the
+    experiment open and continues it, as the PBT exploit's start does in the test above.)"""
     plugin = CometPlugin(offline_directory=str(tmp_path))
     _run(plugin)
     a, b = _trial("a"), _trial("b")
     plugin.trackbridge_trial_start(a, resumed=False, last_step=None)
     plugin.trackbridge_trial_result(a, 1, {"loss": 1.0}, time.time())
     plugin.trackbridge_trial_complete(a, TrialStatus.FAILED, "Traceback ...\n" + "x" * 5000 + "\nValueError: bad")
-    plugin.trackbridge_trial_start(a, resumed=True, last_step=1)  # Tune retries it in the same fit()
+    plugin.trackbridge_trial_start(a, resumed=True, last_step=1)  # started again after it ended
     plugin.trackbridge_trial_result(a, 2, {"loss": 0.5}, time.time())
     plugin.trackbridge_trial_complete(a, TrialStatus.COMPLETED, None)
     plugin.trackbridge_trial_start(b, resumed=False, last_step=None)
@@ -375,3 +406,136 @@ def test_options_mode_destination_and_tool_hints(tmp_path, monkeypatch):
     clone = pickle.loads(pickle.dumps(plugin))
     assert b"sk-secret-1" not in pickle.dumps(plugin) and clone.options.api_key is None and clone.options.tags == ["a"]
     assert b"sk-secret-1" not in pickle.dumps(TrackBridgeCallback(plugins={"comet": {"api_key": "sk-secret-1"}}))
+
+
+# ---------------------------------------------------------------------------------------------- online, no network
+class _FakeOnline:
+    """What ``comet_ml.start`` hands back online, without a server: records the calls; ``flush()`` says ``flushes``."""
+
+    def __init__(self, alive: bool = True, flushes: bool = True) -> None:
+        self.alive, self.disabled, self.flushes, self.calls = alive, False, flushes, []
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self.calls.append(name)
+
+    def flush(self) -> bool:
+        self.calls.append("flush")
+        return self.flushes
+
+
+def test_online_flush_makes_results_durable_and_an_experiment_comet_did_not_start_is_an_error(monkeypatch):
+    import comet_ml
+
+    opened: list[_FakeOnline] = []
+    monkeypatch.setattr(comet_ml, "start", lambda **kwargs: opened.append(_FakeOnline(**fake)) or opened[-1])
+    assert CometPlugin(mode="online").durable_after_flush  # the transport reads it before setup
+    assert CometPlugin(api_key="k" * 10).durable_after_flush and not CometPlugin().durable_after_flush
+    assert not CometPlugin(api_key="k" * 10, mode="offline").durable_after_flush
+    monkeypatch.setenv("COMET_API_KEY", "from-env-key")
+    assert CometPlugin().durable_after_flush
+
+    fake: dict = {}
+    plugin = CometPlugin(project_name="p")  # online: the key is in the environment
+    _run(plugin)
+    trial = _trial()
+    plugin.trackbridge_trial_start(trial, resumed=False, last_step=None)
+    plugin.trackbridge_trial_result(trial, 1, {"loss": 1.0}, time.time())
+    plugin.trackbridge_flush()
+    opened[0].flushes = False
+    with pytest.raises(RuntimeError, match="Comet did not confirm everything logged for trial_t1"):
+        plugin.trackbridge_flush()
+    plugin.trackbridge_trial_complete(trial, TrialStatus.COMPLETED, None)
+    assert opened[0].calls == ["log_others", "log_parameters", "log_metrics", "flush", "flush", "log_other", "end"]
+    plugin.trackbridge_flush()  # nothing open: nothing to flush
+
+    fake = {"alive": False}  # Experiment._start caught its own error
+    with pytest.raises(RuntimeError, match=r"Comet could not start experiment [0-9a-f]{40} \(online") as raised:
+        plugin.trackbridge_trial_start(_trial("t2"), resumed=False, last_step=None)
+    assert "from-env-key" not in str(raised.value) and opened[-1].calls == []
+    offline = CometPlugin(mode="offline", offline_directory="unused")
+    offline.trackbridge_flush()  # offline: not durable before end(), nothing to do
+
+
+SECRET = "cometkey-leak-probe-8d2e41"
+
+
+def test_a_key_comet_refuses_is_masked_in_errors_logs_and_the_delivery_report(tmp_path, monkeypatch, caplog):
+    import comet_ml
+    from comet_ml.exceptions import InvalidAPIKey
+
+    from trackbridge.bridge import Bridge
+
+    def refusing_start(**kwargs):  # what comet_ml.start does with a key the server refuses
+        error = InvalidAPIKey(kwargs["api_key"], "www.comet.com")
+        logging.getLogger("comet_ml").error(
+            "Failed to create experiment: %r", error, exc_info=(InvalidAPIKey, error, None)
+        )
+        raise error
+
+    monkeypatch.setattr(comet_ml, "start", refusing_start)
+    comet_lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: comet_lines.append(logging.Formatter().format(record))  # type: ignore[method-assign]
+    logging.getLogger("comet_ml").addHandler(handler)  # before setup, where the plugin installs its filter
+    caplog.set_level(logging.DEBUG, logger="trackbridge")  # DEBUG: the core logs tracebacks too
+    try:
+        bridge = Bridge({"comet": {"mode": "online", "api_key": SECRET}}, flush_interval=0.0)
+        machine = bridge.start()
+        machine.begin_experiment(ExperimentInfo(name="leak", path=str(tmp_path / "exp")))
+        trial = _trial()
+        machine.start(trial)
+        for step in range(1, 102):  # 100 failures in a row disable the plugin, with the last error's repr
+            machine.result(trial.trial_id, step, {"loss": 1.0})
+        machine.complete(trial, TrialStatus.COMPLETED, None)
+        report = bridge.close()
+    finally:
+        logging.getLogger("comet_ml").removeHandler(handler)
+
+    assert report is not None
+    [row] = report["plugins"]
+    assert row["failed"] == 100 and "InvalidAPIKey: ('***', 'www.comet.com')" in row["disabled_reason"]
+    assert "***" in caplog.text and SECRET not in caplog.text
+    assert comet_lines and all(SECRET not in line and "***" in line for line in comet_lines)
+    assert _files_containing(tmp_path, SECRET.encode()) == []  # trackbridge_report.json and the journal included
+
+    monkeypatch.setenv("COMET_API_KEY", SECRET)  # a key Comet finds itself is masked too
+    plugin = CometPlugin()
+    _run(plugin)
+    monkeypatch.setattr(comet_ml, "start", lambda **kwargs: refusing_start(api_key=os.environ["COMET_API_KEY"]))
+    with pytest.raises(RuntimeError) as raised:
+        plugin.trackbridge_trial_start(_trial(), resumed=False, last_step=None)
+    assert str(raised.value) == "trackbridge: comet: InvalidAPIKey: ('***', 'www.comet.com')"
+    assert raised.value.__cause__ is None and raised.value.__context__ is None and SECRET not in repr(raised.value)
+
+
+def test_a_restore_that_finds_no_key_refuses_to_turn_an_online_experiment_offline(tmp_path, monkeypatch):
+    experiment = ExperimentInfo(name="was-online", path=str(tmp_path / "exp"))
+    monkeypatch.setenv("COMET_API_KEY", "key-of-the-first-driver")
+    first = CometPlugin(offline_directory=str(tmp_path / "archives"))
+    _run(first, experiment)  # online: nothing is opened before a trial starts
+    assert json.loads((tmp_path / "exp" / "trackbridge_comet.json").read_text()) == {
+        "plugin": "comet",
+        "mode": "online",
+    }
+    monkeypatch.delenv("COMET_API_KEY")  # the restored driver has no key (the option is not in tuner.pkl)
+
+    options = {"api_key": "k" * 10, "offline_directory": str(tmp_path / "archives")}
+    plugin = pickle.loads(pickle.dumps(TrackBridgeCallback(plugins={"comet": options}))).get_plugin("comet")
+    assert plugin.options.api_key is None and not plugin.durable_after_flush
+    plugin.trackbridge_setup()
+    resumed = ExperimentInfo(name="was-online", path=str(tmp_path / "exp"), resumed=True)
+    with pytest.raises(
+        RuntimeError, match=r"'was-online' logged to Comet online before it was restored.*COMET_API_KEY"
+    ):
+        plugin.trackbridge_experiment_start(resumed)
+    with pytest.raises(RuntimeError, match="logged to Comet online before it was restored"):  # every trial's events
+        plugin.trackbridge_trial_start(_trial(), resumed=True, last_step=3)
+    plugin.trackbridge_experiment_end(resumed)
+    assert not (tmp_path / "archives").exists() and plugin.archives == []  # nothing written offline
+
+    fresh = CometPlugin(offline_directory=str(tmp_path / "archives"))  # a new fit() (not restored): its own mode
+    _run(fresh, experiment)
+    assert json.loads((tmp_path / "exp" / "trackbridge_comet.json").read_text())["mode"] == "offline"
+    explicit = CometPlugin(mode="offline", offline_directory=str(tmp_path / "archives"))
+    _run(explicit, ExperimentInfo(name="was-online", path=str(tmp_path / "other"), resumed=True))
+    assert not (tmp_path / "other" / "trackbridge_comet.json").exists()  # mode given: pickled, nothing recorded

@@ -8,9 +8,12 @@ the plugin:
 - picks the directory itself (``resolve_directory``), creates it and checks it can write there
   (``check_writable``): an error names the directory, never a silent temporary one;
 - renames each finished archive to ``<experiment key>-<NNN>.zip`` (``settle``): the NNN-th archive of that key
-  in the directory. A trial reopened after a retry or ``Tuner.restore`` writes another archive for the same
-  key, and ``comet upload <dir>/*.zip`` uploads in name order, so what was logged last (the final status)
-  is uploaded last;
+  in the directory. A trial reopened by ``Tuner.restore`` (in a new process, or started again after it ended
+  with ``resume_errored=True``) writes another archive for the same key, and ``comet upload <dir>/*.zip``
+  uploads in name order, so what was logged last (the final status) is uploaded last. (A trial Tune retries
+  stays open: its experiment continues and writes one archive.) comet_ml names no archive path in its public
+  API (``set_offline_zip_uploader`` is documented for the online fallback only), so ``settle`` finds it by
+  its key;
 - with remote Tune storage (S3, GCS, ...), writes archives to a local directory and copies each finished one
   to ``<experiment path>/comet/`` through the experiment's filesystem (one upload of a complete file).
 """
@@ -18,11 +21,13 @@ the plugin:
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import posixpath
 import re
 import shlex
 import tempfile
+import zipfile
 from typing import Any
 
 from trackbridge import ExperimentInfo
@@ -69,6 +74,15 @@ def check_writable(directory: str) -> None:
         ) from exc
 
 
+def prepare(option: str | None, experiment: ExperimentInfo | None, log: logging.Logger) -> tuple[str, str | None]:
+    """``resolve_directory``, checked (``check_writable``), and said once in the log with the upload command."""
+    local, remote = resolve_directory(option, experiment)
+    check_writable(local)
+    copied = f"; each is copied to {remote} when written" if remote else ""
+    log.info("trackbridge: comet: offline archives go to %s%s; upload with: %s", local, copied, upload_command(local))
+    return local, remote
+
+
 def _numbered(names: list[str], key: str) -> set[str]:
     pattern = re.compile(rf"{re.escape(key)}-[0-9]{{3}}\.zip")
     return {os.path.basename(n) for n in names if pattern.fullmatch(os.path.basename(n))}
@@ -98,7 +112,7 @@ def settle(experiment: Any, directory: str, key: str, elsewhere: list[str] | Non
         )
     local = glob.glob(os.path.join(glob.escape(directory), f"{key}-*.zip"))
     taken = _numbered(local, key)
-    fresh = [p for p in local if os.path.basename(p) not in taken]
+    fresh = [p for p in local if os.path.basename(p) not in taken and not _placeholder(p)]
     if not fresh:
         raise RuntimeError(f"trackbridge: comet: experiment {key} ended without writing an archive in {directory}")
     taken |= _numbered(elsewhere or [], key)
@@ -110,6 +124,31 @@ def settle(experiment: Any, directory: str, key: str, elsewhere: list[str] | Non
         target = os.path.join(directory, f"{key}-{number:03d}.zip")
         os.replace(path, target)
     return target
+
+
+def keep(
+    experiment: Any, key: str, directory: str, tune_experiment: ExperimentInfo | None, remote_directory: str | None
+) -> str:
+    """After ``end()``: ``settle`` the archive (numbered after the local and the remote ones) and, with remote
+    storage, copy it to ``remote_directory``; the local path."""
+    remote = remote_directory if tune_experiment is not None else None
+    path = settle(experiment, directory, key, remote_names(tune_experiment, remote) if remote else [])
+    if remote is not None and tune_experiment is not None:
+        copy_to_storage(path, tune_experiment, remote)
+    return path
+
+
+def _placeholder(path: str) -> bool:
+    """An empty zip: comet_ml creates ``<key>-<letters>.zip`` empty when an offline experiment opens and fills it
+    at ``end()``; one left by a killed driver holds nothing and would fail ``comet upload``. Removed."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.namelist():
+                return False
+    except (OSError, zipfile.BadZipFile):
+        return False  # not ours to judge: numbered like any other
+    os.remove(path)
+    return True
 
 
 def copy_to_storage(path: str, experiment: ExperimentInfo, remote_directory: str) -> str:

@@ -5,17 +5,21 @@ Mapping (docs/comet.md has the user's version):
 - experiment start -> offline: the archive directory created and checked, where it is logged once
 - trial start      -> ``comet_ml.start(mode="get_or_create", experiment_key=<the trial's key>)`` (``experiments``):
                       name = trial name, tags, the config as parameters, trial id/name/Tune experiment as
-                      "others"; a trial whose experiment is open continues it; one reopened after it ended (a
-                      retry) or in a new process (``Tuner.restore``) reopens the same key
+                      "others"; a trial whose experiment is open continues it (a pause, a PBT exploit, a Tune
+                      retry: the trial stays open); one started again after it ended (``Tuner.restore`` with
+                      ``resume_errored=True``) or in a new process (any ``Tuner.restore``) reopens the same key
 - result           -> one ``log_metrics(numbers, step=training_iteration)``
 - in-trial log     -> numbers: ``log_metrics(numbers, step=<the call's own step>)``; files: ``log_asset`` under
                       ``logged/``
 - config update    -> changed parameters logged again, and the metric ``trackbridge/exploit`` = 1 at the step
-- checkpoint       -> ``log_model("checkpoint_<step>", <checkpoint dir>)`` (``save_checkpoints=True``)
+- checkpoint       -> ``log_model("checkpoint_<step>", <checkpoint dir>)`` (``save_checkpoints=True``);
+                      ``checkpoint_<step>_branch<n>`` after the n-th PBT branch that went back to an earlier step
+- flush            -> online: ``flush()`` of every open experiment (then durable: ``modes``); offline: nothing
 - complete         -> others ``status`` (FINISHED / FAILED / KILLED) and ``error``; ``end()`` writes an offline
                       archive, renamed ``<key>-<NNN>.zip`` (``archives``)
 
-Every hook runs on the plugin's own worker thread; comet_ml's experiments run threads of their own.
+Every hook runs on the plugin's own worker thread; comet_ml's experiments run threads of their own. Every hook
+raises errors without an API key in them (``experiments.masks_secrets``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from trackbridge import (
     CheckpointInfo,
@@ -35,17 +39,11 @@ from trackbridge import (
     hookimpl,
     mask_uri,
 )
-from trackbridge_comet import archives, experiments
+from trackbridge_comet import archives, experiments, modes
 from trackbridge_comet import values as convert
+from trackbridge_comet.experiments import masks_secrets
 from trackbridge_comet.options import CometOptions
-from trackbridge_comet.quiet import quiet_this_thread
-
-#: The "status" other of an ended experiment (Comet has no failed state; the words are MLflow's run statuses).
-STATUS_WORDS: Mapping[TrialStatus, str] = {
-    TrialStatus.COMPLETED: "FINISHED",
-    TrialStatus.FAILED: "FAILED",
-    TrialStatus.UNFINISHED: "KILLED",
-}
+from trackbridge_comet.quiet import mask_keys, quiet_this_thread
 
 
 @dataclass
@@ -58,6 +56,10 @@ class _Trial:
     #: Opened before (in this process, or by an earlier process: a resumed start): the experiment may hold the
     #: ``error`` other of an earlier failed attempt, which a successful end clears.
     reopened: bool = False
+    #: Highest result step of the current branch, and the PBT branches (in this process) that went back below it:
+    #: the checkpoint names of a branch that went back carry its number (``_branch<n>``), so none is reused.
+    max_step: int = 0
+    branch: int = 0
 
 
 class CometPlugin(TrackerPlugin[CometOptions], name="comet", requires=("comet_ml",)):
@@ -68,13 +70,14 @@ class CometPlugin(TrackerPlugin[CometOptions], name="comet", requires=("comet_ml
     ``save_checkpoints`` (False), ``log_environment`` (False), ``experiment_config`` (dict), ``quiet`` (True).
     """
 
-    #: An offline experiment keeps what it logs in a temporary directory until ``end()`` writes the archive.
-    durable_after_flush: ClassVar[bool] = False
-
     def reset_state(self) -> None:
         # Never pickled (the base pickles only the options without the key): no experiments, no directories.
         super().reset_state()
-        self._mode: str | None = None
+        self._mode: str | None = modes.early_mode(self.options.mode, self.options.api_key)
+        # Per instance: the transport reads it from the plugin object when the run starts (see ``modes``).
+        self.durable_after_flush = self._mode == "online"
+        #: Set when a restored experiment ran online and no key is found now: every hook raises it.
+        self._refusal: RuntimeError | None = None
         self._experiment: ExperimentInfo | None = None
         self._directory: str | None = None
         self._remote_directory: str | None = None
@@ -92,12 +95,12 @@ class CometPlugin(TrackerPlugin[CometOptions], name="comet", requires=("comet_ml
         """'online' or 'offline': the ``mode`` option, else online iff an API key is configured (the ``api_key``
         option, ``$COMET_API_KEY`` or Comet's config file written by ``comet login``)."""
         if self._mode is None:
-            if self.options.mode:
-                self._mode = self.options.mode
-            else:
-                has_key = self.options.api_key or experiments.configured_api_key()
-                self._mode = "online" if has_key else "offline"
+            self._mode = "online" if experiments.configured_api_key() else "offline"
         return self._mode
+
+    def api_keys(self) -> list[str]:
+        """The API keys in play (masked in every error and in Comet's log lines)."""
+        return experiments.keys_in_play(self.options.api_key)
 
     def view_command(self, experiment: ExperimentInfo | None) -> str | None:
         """``comet upload <archive directory>/*.zip`` for offline experiments; None online."""
@@ -117,38 +120,38 @@ class CometPlugin(TrackerPlugin[CometOptions], name="comet", requires=("comet_ml
 
     # ------------------------------------------------------------------ setup and experiment
     @hookimpl
+    @masks_secrets
     def trackbridge_setup(self) -> None:
         """Import comet_ml (~1.5 s) while Tune starts its trials, and decide the mode."""
         experiments.import_comet()
         if self.options.quiet:
             quiet_this_thread()
+        mask_keys(self.api_keys())
         self.mode()
 
     @hookimpl
+    @masks_secrets
     def trackbridge_experiment_start(self, experiment: ExperimentInfo) -> None:
         # Per-experiment state starts empty, also when one plugin object serves a second fit().
         self._experiment = experiment
-        self._directory = self._remote_directory = None
+        self._directory = self._remote_directory = self._refusal = None
         self._trials = {}
+        if self.options.mode is None:  # decided by the plugin, not the options: kept across Tuner.restore
+            self._refusal = modes.check_restored(experiment, self.mode(), self.warn)
+            if self._refusal is not None:
+                raise self._refusal
         if self.mode() == "offline":
             self._offline_directory()
 
     def _offline_directory(self) -> str:
         """The checked archive directory of this experiment; raises (every time it is asked) while not writable."""
         if self._directory is None:
-            local, remote = archives.resolve_directory(self.options.offline_directory, self._experiment)
-            archives.check_writable(local)
-            self._directory, self._remote_directory = local, remote
-            copied = f"; each is copied to {self._remote_directory} when written" if remote else ""
-            self.log.info(
-                "trackbridge: comet: offline archives go to %s%s; upload with: %s",
-                local,
-                copied,
-                archives.upload_command(local),
-            )
+            where = archives.prepare(self.options.offline_directory, self._experiment, self.log)
+            self._directory, self._remote_directory = where
         return self._directory
 
     @hookimpl
+    @masks_secrets
     def trackbridge_experiment_end(self, experiment: ExperimentInfo) -> None:
         errors = []
         for state in self._trials.values():
@@ -162,21 +165,25 @@ class CometPlugin(TrackerPlugin[CometOptions], name="comet", requires=("comet_ml
 
     # ------------------------------------------------------------------ trials
     @hookimpl
+    @masks_secrets
     def trackbridge_trial_start(self, trial: TrialInfo, resumed: bool, last_step: int | None) -> None:
         state = self._trials.get(trial.trial_id)
         if state is not None and state.experiment is not None:
-            return  # paused and resumed, or a PBT exploit, in this process: the experiment continues
+            return  # paused and resumed, a PBT exploit, or retried by Tune: the trial stayed open, so does this
         restored = bool(self._experiment and self._experiment.resumed)
-        self._open(trial, reopened=resumed or restored or state is not None)
+        state = self._open(trial, reopened=resumed or restored or state is not None)
+        state.max_step = max(state.max_step, last_step or 0)  # a branch back below it is a new branch
 
-    def _ensure(self, trial: TrialInfo) -> Any:
-        """The trial's open experiment; opened now if its start failed or was never seen."""
+    def _ensure(self, trial: TrialInfo) -> _Trial:
+        """The trial's state with its experiment open; opened now if its start failed or was never seen."""
         state = self._trials.get(trial.trial_id)
         if state is None or state.experiment is None:
             state = self._open(trial, reopened=state is not None or bool(self._experiment and self._experiment.resumed))
-        return state.experiment
+        return state
 
     def _open(self, trial: TrialInfo, *, reopened: bool) -> _Trial:
+        if self._refusal is not None:
+            raise self._refusal
         experiments.import_comet()
         if self.options.quiet:
             quiet_this_thread()
@@ -200,22 +207,20 @@ class CometPlugin(TrackerPlugin[CometOptions], name="comet", requires=("comet_ml
         )
         state.reopened = state.reopened or reopened
         self._trials[trial.trial_id] = state
-        others = {"trial_id": trial.trial_id, "trial_name": trial.trial_name, "tune_experiment": experiment_name}
-        if trial.experiment_tag:
-            others["experiment_tag"] = trial.experiment_tag
-        state.experiment.log_others({k: convert.fit_value(v, k, self.warn) for k, v in others.items() if v})
-        params = convert.parameters(trial.config, self.warn)
-        if params:
-            state.experiment.log_parameters(params)
+        experiments.describe(state.experiment, trial, experiment_name, self.warn)
         return state
 
     # ------------------------------------------------------------------ config changes (PBT)
     @hookimpl
+    @masks_secrets
     def trackbridge_trial_config_update(self, trial: TrialInfo, step: int | None, changes: Mapping[str, Any]) -> None:
         """The changed values as parameters again (Comet keeps the latest), at the step the trial continues from,
         and the exploit point there."""
-        experiment = self._ensure(trial)
-        at = step or 0
+        state = self._ensure(trial)
+        experiment, at = state.experiment, step or 0
+        if at < state.max_step:  # a branch going back: its checkpoints get names of their own
+            state.branch += 1
+            state.max_step = at
         params = convert.parameters(changes, self.warn)
         if params:
             experiment.log_parameters(params, step=at)
@@ -223,19 +228,22 @@ class CometPlugin(TrackerPlugin[CometOptions], name="comet", requires=("comet_ml
 
     # ------------------------------------------------------------------ results and in-trial values
     @hookimpl
+    @masks_secrets
     def trackbridge_trial_result(
         self, trial: TrialInfo, step: int, metrics: Mapping[str, Any], timestamp: float
     ) -> None:
-        experiment = self._ensure(trial)
+        state = self._ensure(trial)
+        state.max_step = max(state.max_step, step)
         numbers = convert.metric_numbers(metrics, self.warn)
         if numbers:
-            experiment.log_metrics(numbers, step=step)
+            state.experiment.log_metrics(numbers, step=step)
 
     @hookimpl
+    @masks_secrets
     def trackbridge_trial_log(
         self, trial: TrialInfo, step: int, values: Mapping[str, Any], files: Sequence[LoggedFile], timestamp: float
     ) -> None:
-        experiment = self._ensure(trial)
+        experiment = self._ensure(trial).experiment
         numbers = convert.metric_numbers(values, self.warn)
         if numbers:
             experiment.log_metrics(numbers, step=step)
@@ -246,11 +254,12 @@ class CometPlugin(TrackerPlugin[CometOptions], name="comet", requires=("comet_ml
 
     # ------------------------------------------------------------------ checkpoints -> models
     @hookimpl
+    @masks_secrets
     def trackbridge_trial_checkpoint(self, trial: TrialInfo, checkpoint: CheckpointInfo) -> None:
         if not self.options.save_checkpoints:
             return
-        experiment = self._ensure(trial)
-        name = f"checkpoint_{checkpoint.step}" if checkpoint.step is not None else os.path.basename(checkpoint.path)
+        state = self._ensure(trial)
+        experiment, name = state.experiment, convert.checkpoint_name(checkpoint, state.branch)
         with checkpoint.local_copy() as directory:  # CheckpointGone propagates: counted, never silently skipped
             if not any(files for _root, _dirs, files in os.walk(directory)):
                 self.warn("empty-checkpoint", f"checkpoint {checkpoint.path} has no files; no model logged")
@@ -261,33 +270,35 @@ class CometPlugin(TrackerPlugin[CometOptions], name="comet", requires=("comet_ml
                     f"trackbridge: comet: Comet did not take checkpoint {checkpoint.path} as model {name}"
                 )
 
-    # ------------------------------------------------------------------ the end of a trial
+    # ------------------------------------------------------------------ flush and the end of a trial
     @hookimpl
+    @masks_secrets
+    def trackbridge_flush(self) -> None:
+        """When durable (online, the key from the options or the environment: ``modes``), wait until Comet's server
+        has everything logged so far. Else nothing: offline, data is durable once ``end()`` wrote the archive."""
+        if not self.durable_after_flush:
+            return
+        failed = [
+            s.name
+            for s in self._trials.values()
+            if s.experiment is not None and not getattr(s.experiment, "disabled", False) and not s.experiment.flush()
+        ]
+        if failed:
+            raise RuntimeError(f"trackbridge: comet: Comet did not confirm everything logged for {', '.join(failed)}")
+
+    @hookimpl
+    @masks_secrets
     def trackbridge_trial_complete(self, trial: TrialInfo, status: TrialStatus, error: str | None) -> None:
-        self._ensure(trial)
-        self._end(self._trials[trial.trial_id], status, error)
+        self._end(self._ensure(trial), status, error)
 
     def _end(self, state: _Trial, status: TrialStatus, error: str | None) -> None:
         """Log how the trial ended, ``end()`` the experiment (offline: its archive is written now), settle it."""
         experiment, state.experiment = state.experiment, None
-        try:
-            experiment.log_other("status", STATUS_WORDS[status])
-            if status is TrialStatus.FAILED:
-                experiment.log_other("error", convert.tail(error or "trial failed"))
-            elif state.reopened:
-                experiment.log_other("error", "")  # an earlier attempt may have failed: it is over
-        finally:
-            experiment.end()
+        experiments.finish(experiment, status, error, state.reopened)
         state.reopened = True
         if getattr(experiment, "disabled", False):  # experiment_config={"disabled": True}: Comet wrote nothing
             return
         if self.mode() == "offline" and self._directory is not None:
-            path = archives.settle(experiment, self._directory, state.key, self._remote_names())
-            self.archives.append(path)
-            if self._remote_directory is not None and self._experiment is not None:
-                archives.copy_to_storage(path, self._experiment, self._remote_directory)
-
-    def _remote_names(self) -> list[str]:
-        if self._remote_directory is None or self._experiment is None:
-            return []
-        return archives.remote_names(self._experiment, self._remote_directory)
+            self.archives.append(
+                archives.keep(experiment, state.key, self._directory, self._experiment, self._remote_directory)
+            )

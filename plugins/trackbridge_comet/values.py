@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from trackbridge import SCALAR, LoggedFile, classify, to_float
+from trackbridge import SCALAR, CheckpointInfo, LoggedFile, classify, to_float
 
 #: Comet's limits (comet_ml.config: MAXIMAL_KEY_LENGTH, MAXIMAL_VALUE_LENGTH).
 NAME_LIMIT = 100
@@ -98,3 +98,12 @@ def files_of(file: LoggedFile) -> list[tuple[str, str]]:
             path = os.path.join(root, each)
             out.append((path, f"{name}/{os.path.relpath(path, file.path).replace(os.sep, '/')}"))
     return out
+
+
+def checkpoint_name(checkpoint: CheckpointInfo, branch: int) -> str:
+    """The model name of a checkpoint: ``checkpoint_<step>``, ``checkpoint_<step>_branch<n>`` in the n-th PBT
+    branch that went back to an earlier step (the earlier branch's model of that step keeps its name), the
+    directory's name when the step is unknown."""
+    if checkpoint.step is None:
+        return os.path.basename(checkpoint.path.rstrip("/"))
+    return f"checkpoint_{checkpoint.step}" + (f"_branch{branch}" if branch else "")
