@@ -12,7 +12,7 @@ exactly the steps ``1..results`` with the value the workload reported (``step + 
 - Aim: ``aim.Repo(repo).iter_runs()`` and each run's ``metrics()`` (``benchmarks.read_aim``, in a process of
   its own). Aim 3.29 reads runs through an index that the SDK does not update: runs on disk that the index
   does not show are noted (Ray's ``AimLoggerCallback`` indexes none), the repo is reindexed with Aim's CLI
-  (``aim storage reindex --repo <repo> -y``, what a user has to run, or ``aim up``) and read again;
+  (``aim storage --repo <repo> reindex -y``, what a user has to run, or ``aim up``) and read again;
 - Comet offline: the archives (``*.zip``: ``experiment.json`` names the experiment key, ``messages.json`` holds
   one JSON message per line; each ``metric_msg`` is a metric name, value and step), what ``comet upload``
   would send. Archives with one key are one experiment.
