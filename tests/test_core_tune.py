@@ -231,7 +231,7 @@ def test_pbt_exploits_deliver_every_result_tune_reports_and_mark_the_branch(ray_
     tune.Tuner(
         pbt_trainable,
         param_space={"lr": tune.grid_search([0.001, 0.01, 0.1, 1.0])},
-        tune_config=tune.TuneConfig(scheduler=pbt, metric="score", mode="max"),
+        tune_config=tune.TuneConfig(scheduler=pbt, metric="score", mode="max", reuse_actors=True),
         run_config=tune.RunConfig(name="core_pbt", storage_path=str(workdir), callbacks=[callback, tune_results]),
     ).fit()
     per_trial = rec.by_trial()

@@ -488,7 +488,7 @@ def test_pbt_perturbations_do_not_break_params(ray_session, workdir):
     grid = tune.Tuner(
         pbt_trainable,
         param_space={"lr": tune.grid_search([0.01, 0.08]), "optimizer": "sgd"},
-        tune_config=tune.TuneConfig(scheduler=pbt, metric="score", mode="max"),
+        tune_config=tune.TuneConfig(scheduler=pbt, metric="score", mode="max", reuse_actors=True),
         run_config=tune.RunConfig(
             name="pbt",
             storage_path=str(workdir / "ray"),

@@ -215,7 +215,7 @@ def test_pbt_exploits_and_retries_replay_as_they_were_delivered_live(ray_session
             "crash_at": 4,
             "marker": str(workdir / "crashed"),
         },
-        tune_config=tune.TuneConfig(scheduler=pbt, metric="score", mode="max"),
+        tune_config=tune.TuneConfig(scheduler=pbt, metric="score", mode="max", reuse_actors=True),
         run_config=tune.RunConfig(
             name="pbt_replay",
             storage_path=str(workdir),
