@@ -172,8 +172,10 @@ def test_a_run_whose_worker_raises_is_failed_with_the_error_after_its_retry(ray_
     config = {**CONFIG, "fail_at": 2, "report_iteration": True}
     with pytest.raises(ray.train.TrainingFailedError, match="diverged on purpose"):
         _fit(workdir, "train_fails", callback, config, failure_config=ray.train.FailureConfig(max_failures=1))
-    # The retry's worker group reported training_iteration 1 again: a replay, not a second row.
-    assert _report(workdir, "train_fails")["skipped_replayed_results"] == 1
+    # The retry's worker group reports training_iteration 1 again: a replay, dropped, never a second row. Whether
+    # the failed group's own report of iteration 1 reached Train's controller before rank 1 failed is a race in
+    # Ray Train (CI saw both): 1 replay dropped when it did, none when the retry's report was the first.
+    assert _report(workdir, "train_fails")["skipped_replayed_results"] in (0, 1)
 
     client, run = _mlflow_run(workdir, "train_fails")
     assert run.info.status == "FAILED" and run.data.tags["trackbridge.status"] == "failed"
