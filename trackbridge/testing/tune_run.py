@@ -66,7 +66,10 @@ def tune_run_check(make_plugin: PluginFactory, read_back: Reader | None, directo
         if trial_id is None:
             problems.append(f"Tune reported no result for a trial ({result.error!r}); the kit cannot check it")
             continue
-        expected[trial_id] = (list(range(1, RESULTS + 1)), "failed" if result.config["fail"] else "completed")
+        expected[trial_id] = (
+            list(range(1, RESULTS + 1)),
+            "failed" if (result.config or {}).get("fail") else "completed",
+        )
     if len(expected) != 2:
         problems.append(f"Tune ran {len(expected)} trials with results, expected 2")
     if read_back is not None:
