@@ -24,7 +24,7 @@ import trackbridge
 from tests.comet_reader import by_trial, experiments, read_archive
 from tests.step_checkpoints import first_step, step_checkpoint
 from trackbridge import CheckpointInfo, ExperimentInfo, LoggedFile, TrackBridgeCallback, TrialInfo, TrialStatus
-from trackbridge.testing.conformance import StoredRuns, check_plugin
+from trackbridge.testing.conformance import SCENARIOS, StoredRuns, check_plugin
 from trackbridge_comet import CometPlugin
 from trackbridge_comet.experiments import experiment_key
 
@@ -222,7 +222,7 @@ def _read_back(directory: Path) -> StoredRuns:
 def test_comet_plugin_conforms(tmp_path):
     report = check_plugin(lambda d: CometPlugin(offline_directory=str(d / "comet")), _read_back, tmp_path)
     assert report.ok, "\n" + report.summary()
-    assert len(report.results) == 6
+    assert len(report.results) == len(SCENARIOS)
 
 
 # ---------------------------------------------------------------------------------------------- pure parts

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from trackbridge import hookimpl
 from trackbridge.testing import RecordingPlugin
-from trackbridge.testing.conformance import StoredRuns, check_plugin
+from trackbridge.testing.conformance import SCENARIOS, StoredRuns, check_plugin
 
 STATUS_OF_MLFLOW = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "unfinished"}
 STATUS_OF_EXIT_CODE = {0: "completed", 1: "failed", 2: "unfinished"}
@@ -69,7 +69,7 @@ def _tensorboard_read_back(d: Path) -> StoredRuns:
 
 def _assert_conforms(report) -> None:
     assert report.ok, "\n" + report.summary()
-    assert len(report.results) == 9
+    assert len(report.results) == len(SCENARIOS)
 
 
 def test_mlflow_plugin_conforms(tmp_path):
