@@ -1,4 +1,4 @@
-"""The ``trackbridge`` command: ``trackbridge plugins``, ``trackbridge demo`` and ``trackbridge replay``."""
+"""The ``trackbridge`` command: ``plugins``, ``check``, ``demo`` and ``replay`` (see docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -8,39 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trackbridge.discovery import implemented_hooks, install_hint, installed_plugins, missing_requirements
-
-
-def describe_plugins() -> list[dict[str, Any]]:
-    """One row per installed plugin: name, distribution, version, hooks, whether its SDK imports."""
-    rows = []
-    for name, candidates in sorted(installed_plugins().items()):
-        for ep in candidates:
-            row: dict[str, Any] = {
-                "name": name,
-                "value": ep.value,
-                "distribution": ep.distribution,
-                "version": ep.version,
-                "hooks": [],
-                "sdk": None,
-                "status": "ok",
-            }
-            try:
-                target = ep.entry_point.load()
-            except Exception as exc:  # reported, not raised: one broken plugin must not hide the others
-                row["status"] = f"cannot load: {type(exc).__name__}: {exc}"
-                rows.append(row)
-                continue
-            row["hooks"] = implemented_hooks(target)
-            requires = list(getattr(target, "requires", ()) or ())
-            missing = missing_requirements(target)
-            row["sdk"] = ", ".join(requires) if requires else None
-            if missing:
-                row["status"] = f"missing {', '.join(missing)} ({install_hint(target, name)})"
-            if len(candidates) > 1:
-                row["status"] = "conflict: name claimed by several distributions"
-            rows.append(row)
-    return rows
+from trackbridge.plugin_listing import BROKEN, describe_plugins
 
 
 def _with_hook(rows: list[dict[str, Any]], hook: str | None) -> list[dict[str, Any]]:
@@ -55,6 +23,9 @@ def _print_table(rows: list[dict[str, Any]], hook: str | None) -> None:
         return
     for r in rows:
         dist = f"{r['distribution'] or '?'} {r['version'] or ''}".strip()
+        if r["state"] == BROKEN:
+            print(f"{r['name']}  ({dist}; {r['value']})  BROKEN: {r['error']}")
+            continue
         sdk = r["sdk"] or "-"
         importable = "importable" if r["status"] == "ok" else r["status"]
         print(f"{r['name']}  ({dist}; {r['value']})")
@@ -69,6 +40,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_plugins = sub.add_parser("plugins", help="list installed tracker plugins")
     p_plugins.add_argument("--json", action="store_true", help="print JSON")
     p_plugins.add_argument("--hook", help="only plugins implementing this hook")
+    p_check = sub.add_parser(
+        "check",
+        help="run the conformance kit's scenarios against an installed plugin",
+        description="Drive an installed plugin through the conformance kit's scripted scenarios (no Ray) and "
+        "report, per scenario, any hook that raised, a plugin stuck in a hook, and (with --reader) what the "
+        "tracker did not store as sent.",
+    )
+    from trackbridge.check_cli import add_arguments
+
+    add_arguments(p_check)
     p_demo = sub.add_parser("demo", help="run a small real Tune experiment into the trackers, offline")
     p_demo.add_argument(
         "--plugins",
@@ -110,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             _print_table(rows, args.hook)
         return 0
+    if args.command == "check":
+        from trackbridge.check_cli import run_check
+
+        return run_check(args)
     if args.command == "demo":
         from trackbridge.demo import run_demo
 
