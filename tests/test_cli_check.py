@@ -25,6 +25,29 @@ class NanHater:
             if isinstance(value, float) and math.isnan(value):
                 raise ValueError(f"metric {key!r} is NaN, refused")
 '''
+CHATTY = """
+from trackbridge import hookimpl
+
+
+class Chatty:
+    \"\"\"Prints from its hooks, as some tracker SDKs do.\"\"\"
+
+    @hookimpl
+    def trackbridge_trial_result(self, metrics):
+        print("chatty: got", sorted(metrics))
+"""
+NEEDS_SDK = """
+from trackbridge import hookimpl
+
+
+class NeedsSdk:
+    requires = ("acme_sdk_not_installed_xyz",)
+    install_hint = 'pip install "acme-tracker[sdk]"'
+
+    @hookimpl
+    def trackbridge_flush(self):
+        pass
+"""
 READER = """
 from mlflow import MlflowClient
 from trackbridge.testing import StoredRuns
@@ -46,12 +69,18 @@ def read_back(directory):
 """
 
 
+ROW_KEYS = ("name", "value", "distribution", "version", "hooks", "sdk", "state", "error", "status")
+
+
 def _site(root: Path) -> Path:
-    """A folder that, on PYTHONPATH, is an installed distribution with three plugins: two broken, one bad."""
+    """A folder that, on PYTHONPATH, is an installed distribution with four plugins: two broken, one that fails
+    the kit, one that prints."""
     root.mkdir(parents=True)
     (root / "acme_broken_import.py").write_text(BROKEN_IMPORT)
     (root / "acme_broken_syntax.py").write_text(BROKEN_SYNTAX)
     (root / "acme_nan_hater.py").write_text(textwrap.dedent(NAN_HATER))
+    (root / "acme_chatty.py").write_text(CHATTY)
+    (root / "acme_needs_sdk.py").write_text(NEEDS_SDK)
     (root / "acme_mlflow_reader.py").write_text(READER)
     info = root / "acme_broken-0.1.dist-info"
     info.mkdir()
@@ -61,6 +90,8 @@ def _site(root: Path) -> Path:
         "broken_import = acme_broken_import:Plugin\n"
         "broken_syntax = acme_broken_syntax:Plugin\n"
         "nan_hater = acme_nan_hater:NanHater\n"
+        "chatty = acme_chatty:Chatty\n"
+        "needs_sdk = acme_needs_sdk:NeedsSdk\n"
     )
     return root
 
@@ -85,6 +116,14 @@ def test_a_broken_entry_point_is_listed_as_broken_and_never_hides_or_breaks_the_
     assert rows["broken_import"]["distribution"] == "acme_broken" and rows["broken_import"]["hooks"] == []
     for name in ("wandb", "mlflow", "tensorboard", "aim", "comet", "nan_hater"):
         assert rows[name]["state"] == "ok" and rows[name]["error"] is None and rows[name]["hooks"], rows[name]
+    assert rows["mlflow"]["status"] == "ok" and rows["broken_import"]["status"].startswith("cannot load: ")
+    needs = rows["needs_sdk"]
+    assert (needs["state"], needs["error"], needs["sdk"]) == (
+        "missing-sdk",
+        'pip install "acme-tracker[sdk]"',
+        "acme_sdk_not_installed_xyz",
+    )
+    assert all(set(r) == set(ROW_KEYS) for r in rows.values())
 
     text = _run(site, "plugins").stdout
     assert "broken_import  (acme_broken 0.1; acme_broken_import:Plugin)  BROKEN: ModuleNotFoundError" in text
@@ -114,17 +153,57 @@ def test_a_broken_entry_point_is_listed_as_broken_and_never_hides_or_breaks_the_
 
 def test_check_runs_the_kit_on_an_installed_plugin_with_and_without_a_reader(tmp_path):
     site = _site(tmp_path / "site")
-    out = _run(site, "check", "mlflow", "--scenario", "lifecycle", "--scenario", "pbt_step_back")
+    out = _run(site, "check", "mlflow", "--scenario", "odd_values", "--scenario", "lifecycle")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "checking only that no hook failed (no --reader)" in out.stdout
-    assert "ok   lifecycle\nok   pbt_step_back\n2 passed, 0 failed" in out.stdout
+    assert out.stdout == (
+        "trackbridge check mlflow: 2 scenarios, checking only that no hook failed (no --reader)\n"
+        "ok   lifecycle\nok   odd_values\n2 passed, 0 failed\n"
+    )
 
     read = _run(
-        site, "check", "mlflow", "--scenario", "lifecycle", "--reader", "acme_mlflow_reader:read_back", "--json"
+        site,
+        "check",
+        "mlflow",
+        "--scenario",
+        "lifecycle",
+        "--scenario",
+        "odd_values",
+        "--reader",
+        "acme_mlflow_reader:read_back",
     )
     assert read.returncode == 0, read.stdout + read.stderr
-    found = json.loads(read.stdout[read.stdout.index("{") :])
-    assert found["ok"] and found["scenarios"] == [{"scenario": "lifecycle", "ok": True, "problems": []}]
+    assert "checking what the tracker stored (--reader)" in read.stdout and "2 passed, 0 failed" in read.stdout
+
+    kept = tmp_path / "kept"
+    as_json = _run(
+        site,
+        "check",
+        "mlflow",
+        "--scenario",
+        "lifecycle",
+        "--reader",
+        "acme_mlflow_reader:read_back",
+        "--json",
+        "--dir",
+        str(kept),
+    )
+    assert as_json.returncode == 0, as_json.stdout + as_json.stderr
+    assert json.loads(as_json.stdout) == {
+        "plugin": "mlflow",
+        "reader": "acme_mlflow_reader:read_back",
+        "directory": str(kept),
+        "ok": True,
+        "scenarios": [{"scenario": "lifecycle", "ok": True, "problems": []}],
+    }
+    assert (kept / "lifecycle" / "mlflow.db").is_file()
+
+
+def test_check_json_stays_parseable_when_the_plugin_prints(tmp_path):
+    site = _site(tmp_path / "site")
+    out = _run(site, "check", "chatty", "--scenario", "lifecycle", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["ok"] and json.loads(out.stdout)["directory"] is None
+    assert "chatty: got ['loss'" in out.stderr
 
 
 def test_check_fails_a_plugin_that_raises_on_nan_naming_the_hook_and_the_error(tmp_path):
@@ -149,3 +228,14 @@ def test_check_usage_errors_exit_2_with_a_clear_message(tmp_path):
     assert broken.returncode == 2 and "could not be imported" in broken.stderr and "Traceback" not in broken.stderr
     option = _run(site, "check", "mlflow", "--option", "trackng_uri=x")
     assert option.returncode == 2 and "unknown option 'trackng_uri' for plugin 'mlflow'" in option.stderr
+    reader = _run(site, "check", "mlflow", "--reader", "acme_broken_syntax:read_back")
+    assert (
+        reader.returncode == 2
+        and "--reader 'acme_broken_syntax:read_back': importing acme_broken_syntax failed: SyntaxError" in reader.stderr
+    )
+    assert "Traceback" not in reader.stderr
+    missing = _run(site, "check", "needs_sdk")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "needs acme_sdk_not_installed_xyz, which is not installed; install it with: pip install" in missing.stderr
+    timeout = _run(site, "check", "mlflow", "--timeout", "0")
+    assert timeout.returncode == 2 and "'0' is not a positive number of seconds" in timeout.stderr

@@ -49,9 +49,37 @@ def _run_fresh_and_stop(base: Path, sig: signal.Signals) -> tuple[int, str]:
             break
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()[0][-3000:]
+    if sig == signal.SIGKILL:
+        _wait_until_durable(base, proc)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=180)
     return proc.returncode, out
+
+
+def _journal_steps(base: Path, plugin: str) -> list[int]:
+    """The step each trial's results are durable up to, per the plugin's delivery journal."""
+    steps = []
+    for path in (base / "ray" / "preempted" / "trackbridge_journal").glob(f"{plugin}*.json"):
+        try:
+            trials = json.loads(path.read_text()).get("trials") or {}
+        except (OSError, ValueError):  # replaced while read
+            continue
+        steps += [entry.get("step") or 0 for entry in trials.values()]
+    return steps
+
+
+def _wait_until_durable(base: Path, proc: subprocess.Popen) -> None:
+    """Until MLflow's and TensorBoard's journals hold both trials up to the last checkpoint step reached. The
+    documented limit (docs/reliability.md, section 5): a result not yet flushed when the driver is killed, at or
+    below the trial's last checkpoint, is not reported again by Tune and is lost from the tracker; on a loaded
+    machine the kill could otherwise land in that window (at most ``flush_interval`` wide)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        checkpoint = max(_progress(base, 1), _progress(base, 2)) // 5 * 5
+        held = [_journal_steps(base, plugin) for plugin in ("mlflow", "tensorboard")]
+        if all(len(steps) == 2 and min(steps) >= checkpoint for steps in held):
+            return
+        time.sleep(0.02)
 
 
 def _mlflow_runs(base: Path) -> dict[str, tuple[str, list[int]]]:

@@ -8,12 +8,14 @@ Each scenario builds the plugin fresh, by its entry-point name, for a directory 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reader", metavar="MODULE:FUNCTION", help="a function directory -> StoredRuns")
     parser.add_argument("--dir", help="where the scenarios write (default: a temporary directory, removed after)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per scenario (default 60)")
+    parser.add_argument(
+        "--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="seconds per scenario (default 60)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -61,7 +75,10 @@ def _reader(spec: str | None) -> Callable[[Path], StoredRuns] | None:
     module, sep, function = spec.partition(":")
     if not sep or not module or not function:
         raise ValueError(f"--reader {spec!r}: expected MODULE:FUNCTION")
-    found = getattr(importlib.import_module(module), function, None)
+    try:
+        found = getattr(importlib.import_module(module), function, None)
+    except Exception as exc:  # a reader that fails to import is a usage error, reported without a traceback
+        raise ValueError(f"--reader {spec!r}: importing {module} failed: {type(exc).__name__}: {exc}") from exc
     if not callable(found):
         raise ValueError(f"--reader {spec!r}: {module} has no function {function!r}")
     reader: Callable[[Path], StoredRuns] = found
@@ -77,6 +94,33 @@ def _factory(name: str, options: dict[str, Any]) -> Callable[[Path], Any]:
         return construct(name, {**defaults, **options})
 
     return make_plugin
+
+
+def _try_building(make_plugin: Callable[[Path], Any], name: str) -> None:
+    """Build the plugin once, in a throwaway directory, so a missing SDK or a bad option stops the check
+    before any scenario (with the message a real run gives)."""
+    with tempfile.TemporaryDirectory(prefix=f"trackbridge-check-{name}-options-") as scratch:
+        try:
+            make_plugin(Path(scratch))
+        except (ValueError, ImportError):  # PluginError, MissingTrackerError: the messages of a real run
+            raise
+        except Exception as exc:
+            raise PluginError(f"trackbridge: plugin {name!r} could not be built: {type(exc).__name__}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what the plugin prints (from Python or native code) to stderr, keeping stdout for the JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _print(report: ConformanceReport, name: str, with_reader: bool) -> None:
@@ -104,19 +148,22 @@ def run_check(args: argparse.Namespace) -> int:
         options = _options(args.option)
         reader = _reader(args.reader)
         make_plugin = _factory(args.name, options)
-        make_plugin(Path(tempfile.gettempdir()))  # bad options and a missing SDK fail here, before any scenario
+        _try_building(make_plugin, args.name)
     except (PluginError, ValueError, ImportError) as exc:
         print(f"trackbridge check: {exc}", file=sys.stderr)
         return 2
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix=f"trackbridge-check-{args.name}-"))
+    removed = not args.dir and not args.keep
     try:
-        report = check_plugin(make_plugin, reader, root, scenarios=args.scenario or None, timeout=args.timeout)
+        with _stdout_to_stderr() if args.json else contextlib.nullcontext():
+            report = check_plugin(make_plugin, reader, root, scenarios=args.scenario or None, timeout=args.timeout)
     finally:
-        if not args.dir and not args.keep:
+        if removed:
             shutil.rmtree(root, ignore_errors=True)
     if args.json:
         rows = [{"scenario": r.name, "ok": r.ok, "problems": r.problems} for r in report.results]
-        print(json.dumps({"plugin": args.name, "reader": args.reader, "ok": report.ok, "scenarios": rows}, indent=2))
+        found = {"plugin": args.name, "reader": args.reader, "directory": None if removed else str(root)}
+        print(json.dumps({**found, "ok": report.ok, "scenarios": rows}, indent=2))
     else:
         _print(report, args.name, reader is not None)
         if args.keep and not args.dir:

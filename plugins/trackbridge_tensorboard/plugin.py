@@ -119,11 +119,11 @@ class TensorBoardPlugin(TrackerPlugin[TensorBoardOptions], name="tensorboard", r
         os.makedirs(run.logdir, exist_ok=True)
         run.writer = SummaryWriter(
             logdir=run.logdir,
-            purge_step=purge_step,
             max_queue=100,
             flush_secs=self.options.flush_secs,
             filename_suffix=_unique_suffix(EVENTS_SUFFIX),
         )
+        _write_synchronously(run.writer, purge_step)
 
     def _run_for(self, trial: TrialInfo) -> _Run:
         """The trial's open run; opens one if a hook arrives for a trial whose start failed."""
@@ -260,3 +260,23 @@ class TensorBoardPlugin(TrackerPlugin[TensorBoardOptions], name="tensorboard", r
         self._runs.clear()
         if errors:
             raise RuntimeError("closing TensorBoard writers failed: " + "; ".join(errors))
+
+
+def _write_synchronously(writer: Any, purge_step: int | None) -> None:
+    """Make ``writer`` write each event to its file at once, so that ``flush()`` makes everything written so far
+    durable (the delivery journal counts on it: ``durable_after_flush``).
+
+    tensorboardX (2.6) queues events to a worker thread through a ``multiprocessing.Queue`` and its ``flush()``
+    flushes the file but not that queue: a driver killed right after a flush lost the queued events, which the
+    journal already counted as held (found by the preemption test). It has no public synchronous mode, so the
+    event file writer's ``add_event`` is pointed at its own record writer (private attributes: ``_ev_writer``);
+    its worker thread then only idles, and ``close()`` works as before. ``purge_step`` is written here, as
+    ``SummaryWriter(purge_step=...)`` writes it (a file version and a session start at that step), so that it
+    precedes every event of the new file."""
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+    event_writer = writer.file_writer.event_writer
+    event_writer.add_event = event_writer._ev_writer.write_event
+    if purge_step is not None:
+        writer.file_writer.add_event(Event(step=purge_step, file_version="brain.Event:2"))
+        writer.file_writer.add_event(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
