@@ -6,72 +6,89 @@ Performance itself is shown by ``python -m benchmarks.compare`` (docs/performanc
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: The smoke runs: the arguments of their ``python -m benchmarks.compare`` (``--out-dir`` added).
+SMOKE_RUNS = {
+    "compare": "--configs none,tb-all --trials 1 --results 5 --repeats 1 --no-direct --no-bridge".split(),
+    "in_trial": (
+        "--in-trial-logs 2 --configs tb-all --no-results-only --trials 1 --results 3 --repeats 1 --cpus 2".split()
+    ),
+}
 
-def test_compare_smoke_run_verifies_every_tracker(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.compare",
-            "--configs",
-            "none,tb-all",
-            "--trials",
-            "1",
-            "--results",
-            "5",
-            "--repeats",
-            "1",
-            "--no-direct",
-            "--no-bridge",
-            "--out-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    [table] = tmp_path.glob("compare-1x5.md")
+
+@dataclass
+class SmokeRun:
+    process: subprocess.Popen
+    out_dir: Path
+    log: Path
+
+    def finish(self, timeout: float = 600) -> tuple[int, str]:
+        """Wait for the run to end: its exit code and its output (stdout and stderr)."""
+        returncode = self.process.wait(timeout=timeout)
+        return returncode, self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """The smoke runs whose tests were collected, all started when the first of those tests starts. Each run is
+    a few child processes that spend much of their time waiting (on Ray's start, on Tune's trial actors): side
+    by side they end sooner than one after the other."""
+    runs: dict[str, SmokeRun] = {}
+    for name, args in SMOKE_RUNS.items():
+        if not any(f"{name}_smoke_run" in getattr(item, "fixturenames", ()) for item in request.session.items):
+            continue
+        out_dir = tmp_path_factory.mktemp(f"{name}_smoke_run")
+        log = out_dir.parent / f"{out_dir.name}.log"
+        with open(log, "wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.compare", *args, "--out-dir", str(out_dir)],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                start_new_session=True,  # stopped with its children if its test ends before it does
+            )
+        runs[name] = SmokeRun(process, out_dir, log)
+    yield runs
+    for run in runs.values():
+        if run.process.poll() is None:
+            os.killpg(run.process.pid, signal.SIGKILL)
+            run.process.wait()
+
+
+@pytest.fixture
+def compare_smoke_run(smoke_runs: dict) -> SmokeRun:
+    return smoke_runs["compare"]
+
+
+@pytest.fixture
+def in_trial_smoke_run(smoke_runs: dict) -> SmokeRun:
+    return smoke_runs["in_trial"]
+
+
+def test_compare_smoke_run_verifies_every_tracker(compare_smoke_run):
+    returncode, output = compare_smoke_run.finish()
+    assert returncode == 0, output[-6000:]
+    [table] = compare_smoke_run.out_dir.glob("compare-1x5.md")
     row = next(line for line in table.read_text().splitlines() if "`tb-all`" in line)
     assert "wandb 60/60, mlflow 60/60, tb 60/60" in row and row.rstrip(" |").endswith("ok"), row
 
 
-def test_in_trial_smoke_run_times_the_calls_and_verifies_every_in_trial_point(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.compare",
-            "--in-trial-logs",
-            "2",
-            "--configs",
-            "tb-all",
-            "--no-results-only",
-            "--trials",
-            "1",
-            "--results",
-            "3",
-            "--repeats",
-            "1",
-            "--cpus",
-            "2",
-            "--out-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    [table] = tmp_path.glob("in-trial-1x3x2.md")
+def test_in_trial_smoke_run_times_the_calls_and_verifies_every_in_trial_point(in_trial_smoke_run):
+    returncode, output = in_trial_smoke_run.finish()
+    assert returncode == 0, output[-6000:]
+    out_dir = in_trial_smoke_run.out_dir
+    [table] = out_dir.glob("in-trial-1x3x2.md")
     lines = [line for line in table.read_text().splitlines() if line.startswith("| ")]
     baseline = next(line for line in lines if "`none`" in line)
     assert "0 (2 do-nothing calls)" in baseline and baseline.rstrip(" |").endswith("ok"), baseline
@@ -79,7 +96,7 @@ def test_in_trial_smoke_run_times_the_calls_and_verifies_every_in_trial_point(tm
     # 1 trial x 3 results x 12 metrics; 1 x 3 x 2 calls x 3 in-trial metrics, read back from each tracker
     assert "wandb 36/36, mlflow 36/36, tb 36/36" in row and "wandb 18/18, mlflow 18/18, tb 18/18" in row, row
     assert row.rstrip(" |").endswith("ok"), row
-    [run] = [r for r in json.loads((tmp_path / "in-trial-1x3x2.json").read_text())["runs"] if r["in_trial_call"]]
+    [run] = [r for r in json.loads((out_dir / "in-trial-1x3x2.json").read_text())["runs"] if r["in_trial_call"]]
     assert run["call_us_median"] > 0 and run["call_us_p99"] >= run["call_us_median"]
 
 

@@ -62,10 +62,13 @@ def test_a_hung_tracker_next_to_mlflow_is_declared_stuck_and_mlflow_drains_in_fu
 
     RELEASE.clear()
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    # stuck_timeout is above MLflow's slowest call on a busy machine (creating its database), far below the drain
+    # MLflow's slowest call is the one creating its database's tables (seconds on a busy machine): done here, before
+    # the run, the plugin's calls take milliseconds (experiment, run, metrics), far below stuck_timeout. The drain
+    # ends when the hung call has run for stuck_timeout (5 s), long before the drain timeout (120 s).
+    MlflowClient(tracking_uri=uri).search_experiments()
     callback = TrackBridgeCallback(
         plugins=[Hangs(), ("mlflow", {"tracking_uri": uri, "experiment_name": "hung"})],
-        stuck_timeout=30,
+        stuck_timeout=5,
         drain_timeout=120,
     )
     before = set(threading.enumerate())
@@ -183,7 +186,8 @@ def _exit_driver(storage: str) -> None:
                 sys.exit(3)
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    callback = TrackBridgeCallback(plugins=[Hangs(), RecordingPlugin()], stuck_timeout=5)
+    # stuck_timeout far below the default drain_timeout (600 s), and far above the recorder's calls (microseconds)
+    callback = TrackBridgeCallback(plugins=[Hangs(), RecordingPlugin()], stuck_timeout=2)
     tune.Tuner(
         results_trainable,
         param_space={"n": 200},

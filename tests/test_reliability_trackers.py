@@ -319,20 +319,44 @@ def steady_trainable(config):
         tune.report({"loss": 1.0 / step})
 
 
-def test_mlflow_server_briefly_gone_loses_nothing(ray_session, workdir):
+def test_mlflow_server_briefly_gone_loses_nothing(ray_session, workdir, monkeypatch):
     import threading
     import time
 
+    from mlflow import MlflowClient
+
     from tests.mlflow_server import start_server, stop_server
 
+    # The server without MLflow's job runner (a second process importing all of MLflow at each start, for GenAI
+    # jobs the tracking API never uses): it starts, and comes back after the outage, in about half the time.
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    # MLflow's client retries a refused connection with exponential backoff: by default 7 retries, at once, then
+    # 4, 8, 16, 32, 64 and 120 s apart, so the plugin may wait up to as long again as the outage for the first
+    # retry after the server is back. Backoff factor 1 and one more retry: at once, then 2, 4, 8, ..., 64 and 120 s
+    # apart, the same patience in all (about four minutes), the first retry after the server is back twice as soon.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "8")
     proc, server = start_server(workdir / "server")
     port = int(server.url.rsplit(":", 1)[1])
-    state = {"proc": proc}
+    state = {"proc": proc, "held": None}
 
     def outage():
-        time.sleep(4)  # trials are running and have been logging for a while
+        # Once MLflow holds steps of both trials (they are running and logging), the server goes away.
+        client = MlflowClient(tracking_uri=server.url)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                experiment = client.get_experiment_by_name("outage")
+                runs = client.search_runs([experiment.experiment_id]) if experiment else []
+                held = [len(client.get_metric_history(r.info.run_id, "loss")) for r in runs]
+            except Exception:
+                held = []
+            if len(held) == 2 and min(held) >= 5:
+                state["held"] = held
+                break
+            time.sleep(0.2)
         stop_server(state["proc"])
-        time.sleep(4)  # the server is gone: every call fails until it is back
+        time.sleep(2)  # the server is gone (and for as long again while it restarts): every call fails until it is back
         state["proc"], _ = start_server(workdir / "server", port=port)
 
     callback = TrackBridgeCallback(plugins={"mlflow": {"tracking_uri": server.url, "experiment_name": "outage"}})
@@ -345,6 +369,7 @@ def test_mlflow_server_briefly_gone_loses_nothing(ray_session, workdir):
             run_config=tune.RunConfig(name="outage", storage_path=str(workdir / "ray"), callbacks=[callback]),
         ).fit()
         chaos.join()
+        assert state["held"], "MLflow never held steps of both trials: the outage did not hit running trials"
         assert grid.num_errors == 0
         [row] = callback.report["plugins"]
         assert row["failed"] == 0 and row["dropped"] == 0, row

@@ -31,15 +31,18 @@ CONFIG = {"lr": 0.1, "model": {"width": 8}, "api_key": "not-for-trackers"}
 @pytest.fixture(autouse=True)
 def fast_controller(monkeypatch):
     """Train's controller polls its workers every 2 s and takes one report per poll; Train passes this
-    variable on to the controller, so the runs here take seconds less."""
+    variable on to the controller, so the runs here take seconds less. Train also starts a preemption watcher
+    actor (a process of its own) with every worker group: no node here is ever preempted."""
     monkeypatch.setenv("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    monkeypatch.setenv("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
 
 
 def train_func(config: dict[str, Any]) -> None:
-    """Each rank reports its own loss (rank n adds 100 * n); rank 0 saves the checkpoints."""
+    """Each rank reports its own loss (rank n adds 100 * n); rank 0 saves the checkpoints; rank ``fail_rank``
+    (default 1) raises at step ``fail_at``."""
     rank = ray.train.get_context().get_world_rank()
     for step in range(1, STEPS + 1):
-        if config.get("fail_at") == step and rank == 1:
+        if config.get("fail_at") == step and rank == config.get("fail_rank", 1):
             raise RuntimeError("worker diverged on purpose")
         checkpoint = None
         if step in CHECKPOINT_AT and rank == 0:
@@ -83,11 +86,19 @@ class TouchOnResult:
         Path(self.path).touch()
 
 
-def _fit(workdir: Path, name: str, callback: TrackBridgeTrainCallback, config: dict[str, Any], **run: Any):
+def _fit(
+    workdir: Path,
+    name: str,
+    callback: TrackBridgeTrainCallback,
+    config: dict[str, Any],
+    num_workers: int = 2,
+    **run: Any,
+):
+    """A Train run; 2 workers where ranks are the point (rank 0's metrics only, or every rank's), else 1."""
     trainer = DataParallelTrainer(
         train_func,
         train_loop_config=config,
-        scaling_config=ray.train.ScalingConfig(num_workers=2),
+        scaling_config=ray.train.ScalingConfig(num_workers=num_workers),
         run_config=ray.train.RunConfig(name=name, storage_path=str(workdir / "ray"), callbacks=[callback], **run),
     )
     return trainer.fit()
@@ -169,11 +180,20 @@ def test_a_run_whose_worker_raises_is_failed_with_the_error_after_its_retry(ray_
     callback = TrackBridgeTrainCallback(
         plugins={"mlflow": _mlflow(workdir), "wandb": {"mode": "offline", "dir": str(workdir), "project": "train"}}
     )
-    config = {**CONFIG, "fail_at": 2, "report_iteration": True}
+    # One worker (rank 0) is enough: the run's tracker runs get rank 0's metrics, and its failure and retry are
+    # those of the worker group, whatever its size.
+    config = {**CONFIG, "fail_at": 2, "fail_rank": 0, "report_iteration": True}
     with pytest.raises(ray.train.TrainingFailedError, match="diverged on purpose"):
-        _fit(workdir, "train_fails", callback, config, failure_config=ray.train.FailureConfig(max_failures=1))
+        _fit(
+            workdir,
+            "train_fails",
+            callback,
+            config,
+            num_workers=1,
+            failure_config=ray.train.FailureConfig(max_failures=1),
+        )
     # The retry's worker group reports training_iteration 1 again: a replay, dropped, never a second row. Whether
-    # the failed group's own report of iteration 1 reached Train's controller before rank 1 failed is a race in
+    # the failed group's own report of iteration 1 reached Train's controller before the worker failed is a race in
     # Ray Train (CI saw both): 1 replay dropped when it did, none when the retry's report was the first.
     assert _report(workdir, "train_fails")["skipped_replayed_results"] in (0, 1)
 
@@ -201,7 +221,7 @@ def test_rank_zero_only_false_adds_every_rank_with_the_rank_in_the_key(ray_sessi
 def test_fail_fast_fails_the_train_run_with_the_plugin_failure(ray_session, workdir):
     callback = TrackBridgeTrainCallback(plugins=[Rejects()], fail_fast=True, max_retries=0)
     with pytest.raises(ray.train.ControllerError, match="plugin 'rejects' failed in trackbridge_trial_result"):
-        _fit(workdir, "train_fail_fast", callback, {**CONFIG, "sleep": 0.5})
+        _fit(workdir, "train_fail_fast", callback, {**CONFIG, "sleep": 0.5}, num_workers=1)
 
 
 def test_ctrl_c_aborts_the_run_and_its_tracker_runs_end_unfinished(ray_session, workdir):
@@ -218,7 +238,7 @@ def test_ctrl_c_aborts_the_run_and_its_tracker_runs_end_unfinished(ray_session, 
     threading.Thread(target=interrupt, daemon=True).start()
     try:
         with pytest.raises((SystemExit, ray.exceptions.RayActorError)):  # Train's handler exits the driver
-            _fit(workdir, "train_abort", callback, {**CONFIG, "sleep": 30})
+            _fit(workdir, "train_abort", callback, {**CONFIG, "sleep": 30}, num_workers=1)
     finally:
         signal.signal(signal.SIGINT, original)  # Train leaves its handler installed
     _report(workdir, "train_abort")
