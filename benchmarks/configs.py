@@ -47,6 +47,12 @@ CONFIGS: dict[str, Config] = {
         Config(
             "tb-all-isolated", "TrackBridge, all three, isolate=True", ("wandb", "mlflow", "tensorboard"), "trackbridge"
         ),
+        Config(
+            "tb-all-threads",
+            "TrackBridge, all three, isolate=False",
+            ("wandb", "mlflow", "tensorboard"),
+            "trackbridge",
+        ),
         Config("native-aim", "Ray AimLoggerCallback", ("aim",), "native"),
         Config("tb-aim", "TrackBridge aim", ("aim",), "trackbridge"),
         Config("native-comet", "Ray CometLoggerCallback, offline", ("comet",), "native"),
@@ -189,6 +195,15 @@ def trackbridge_options(root: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def _isolation(name: str) -> dict[str, Any]:
+    """The ``isolate=`` a TrackBridge configuration passes (none: the callback's default)."""
+    if name.endswith("-isolated"):
+        return {"isolate": True}
+    if name.endswith("-threads"):
+        return {"isolate": False}
+    return {}
+
+
 def build(name: str, root: str) -> list[Any]:
     """The Tune callbacks of configuration ``name``, writing under ``root``."""
     config = CONFIGS[name]
@@ -200,11 +215,7 @@ def build(name: str, root: str) -> list[Any]:
         return [timed["TimedTrackBridge"](plugins=[NoopPlugin()])]
     if config.kind == "trackbridge":
         options = trackbridge_options(root)
-        return [
-            timed["TimedTrackBridge"](
-                plugins={t: options[t] for t in config.trackers}, isolate=name.endswith("-isolated")
-            )
-        ]
+        return [timed["TimedTrackBridge"](plugins={t: options[t] for t in config.trackers}, **_isolation(name))]
     callbacks: list[Any] = []
     if "wandb" in config.trackers:
         callbacks.append(timed["TimedWandb"](project="bench", mode="offline", dir=wandb_dir(root)))
