@@ -33,6 +33,11 @@ from trackbridge.transport import (
 logger = logging.getLogger("trackbridge")
 #: How often the drain looks at the watchdog while it waits (seconds).
 _WATCH_EVERY = 0.25
+#: How long a worker that emptied its queue lets new calls gather before it takes them (seconds). Without
+#: it, every result Tune submits wakes every plugin's thread, and each wake-up makes Tune's thread hand over
+#: the interpreter lock; with it, a busy run wakes each worker about this often. Events reach a plugin at
+#: most this much later; a closing run (and a queue half full) ends the wait at once.
+GATHER_INTERVAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class PluginWorker:
         self._queue: queue.Queue[HookCall | _Stop] = queue.Queue(maxsize=max(1, options.queue_size))
         self._thread = threading.Thread(target=self._run, name=f"trackbridge-{plugin.name}", daemon=True)
         self._finished = False
+        #: Set to end a worker's gathering wait early (the run is closing, or the queue is filling up).
+        self._hurry = threading.Event()
         #: Calls taken off the queue that the transport is delivering right now.
         self._in_hand = 0
         #: The transport calls the hooks on this thread (a process transport's child worker does it there).
@@ -82,7 +89,10 @@ class PluginWorker:
             self._drop([call])
             self._drop_pending()
             return
-        self.ledger.queue_depth(self._queue.qsize())
+        depth = self._queue.qsize()
+        self.ledger.queue_depth(depth)
+        if depth * 2 >= self._queue.maxsize:
+            self._hurry.set()
 
     def _watch(self) -> bool:
         """The watchdog: True, and the plugin declared stuck (what it has queued dropped), once the call it is
@@ -106,6 +116,7 @@ class PluginWorker:
             return self._finished
         deadline = None if timeout is None else time.monotonic() + timeout
         self._watch()  # a stuck plugin's queue is emptied: the stop item fits
+        self._hurry.set()
         try:
             self._queue.put(_Stop(deadline), timeout=timeout)
         except queue.Full:
@@ -199,6 +210,8 @@ class PluginWorker:
                 return
             if self._queue.empty():
                 self._transport.idle()
+                if self._hurry.wait(GATHER_INTERVAL):
+                    self._hurry.clear()
 
 
 #: Builds the transport of one plugin (the callback's choice: in-thread, or a process for ``isolate=``).

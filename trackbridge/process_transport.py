@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from multiprocessing.connection import Connection
@@ -142,7 +143,12 @@ class ProcessTransport(Transport):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-            self._reap(process)
+            if finished:
+                # Its plugin has finished and its counts are in: what is left is the interpreter's own exit
+                # (the SDKs' exit handlers, up to a second or more), which the drain need not wait for.
+                threading.Thread(target=self._reap, args=(process,), name="trackbridge-reap", daemon=True).start()
+            else:
+                self._reap(process)
         return bool(finished)
 
     def abort(self) -> None:
