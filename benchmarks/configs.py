@@ -5,6 +5,12 @@ fresh Tune storage): a fresh store is part of what is measured, because that is 
 pays. Each Tune callback is wrapped (subclassed, never edited) so that the time Tune's thread spends inside
 its ``on_trial_result`` is recorded per result with ``time.perf_counter_ns``.
 
+Baselines: ``none`` passes no callback to Tune at all (its driver loads no tracker SDK); ``none-callback``
+passes one do-nothing ``ray.tune.Callback`` subclass, timed like the others. With any callback, Ray's usage
+telemetry (``ray.air._internal.usage._count_callbacks``) imports Ray's MLflow, W&B, Comet and Aim
+integrations, and with them ``mlflow`` and ``wandb``, into the driver: time ratios are against ``none``, driver
+memory ratios against ``none-callback``.
+
 Imports of Ray, the trackers and TrackBridge are done inside ``build`` so that importing this module (the
 parent does, for the list of names) costs nothing.
 """
@@ -12,6 +18,7 @@ parent does, for the list of names) costs nothing.
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +34,7 @@ class Config:
     #: Trackers whose stores are read back after the run: subset of {"wandb", "mlflow", "tensorboard", "aim",
     #: "comet"}.
     trackers: tuple[str, ...]
-    #: "native" (Ray's callbacks), "trackbridge" or "none".
+    #: "native" (Ray's callbacks), "trackbridge", "callback" (the do-nothing Tune callback) or "none".
     kind: str
 
 
@@ -35,6 +42,7 @@ CONFIGS: dict[str, Config] = {
     c.name: c
     for c in [
         Config("none", "no tracking", (), "none"),
+        Config("none-callback", "no tracking, do-nothing Tune callback", (), "callback"),
         Config("native-wandb", "Ray WandbLoggerCallback", ("wandb",), "native"),
         Config("native-mlflow", "Ray MLflowLoggerCallback", ("mlflow",), "native"),
         Config("native-tbx", "Ray TBXLoggerCallback", ("tensorboard",), "native"),
@@ -69,7 +77,9 @@ DEFAULT_CONFIGS: tuple[str, ...] = tuple(n for n in CONFIGS if n not in AIM_COME
 #: do-nothing plugin, each tracker alone and all three.
 IN_TRIAL_CONFIGS: tuple[str, ...] = ("none", "tb-noop", "tb-wandb", "tb-mlflow", "tb-tensorboard", "tb-all")
 #: The scale sweep's default configurations (Ray's callbacks would take tens of minutes at the top sizes).
-SWEEP_CONFIGS: tuple[str, ...] = ("none", "tb-noop", "tb-all")
+SWEEP_CONFIGS: tuple[str, ...] = ("none", "none-callback", "tb-noop", "tb-all")
+#: The goal run at the large size (16 x 2000 by default), besides the optimized direct-write floor.
+LARGE_CONFIGS: tuple[str, ...] = ("none", "none-callback", "tb-all")
 
 
 class NoopPlugin:
@@ -140,6 +150,17 @@ class _TimedResults:
             self._bench_record("bench_step_end_ns", started)
 
 
+def _timed_noop_callback() -> type:
+    """A ``ray.tune.Callback`` subclass with no behaviour of its own, timed like the others (module level, as
+    ``_timed_classes``); builds nothing else, so the driver imports only what Tune itself imports."""
+    from ray.tune import Callback
+
+    g = globals()
+    if "TimedNoopCallback" not in g:
+        g["TimedNoopCallback"] = type("TimedNoopCallback", (_TimedResults, Callback), {"__module__": __name__})
+    return g["TimedNoopCallback"]
+
+
 def _timed_classes() -> dict[str, type]:
     """Module-level timed subclasses (Tune pickles callbacks into tuner.pkl: they must be importable)."""
     from ray.air.integrations.comet import CometLoggerCallback  # imports comet_ml only when built
@@ -159,6 +180,44 @@ def _timed_classes() -> dict[str, type]:
         g["TimedAim"] = type("TimedAim", (_TimedResults, AimLoggerCallback), {"__module__": __name__})
         g["TimedComet"] = type("TimedComet", (_TimedResults, CometLoggerCallback), {"__module__": __name__})
     return {k: g[k] for k in ("TimedTrackBridge", "TimedWandb", "TimedMLflow", "TimedTBX", "TimedAim", "TimedComet")}
+
+
+def callback_numbers(callbacks: list[Any]) -> dict[str, Any]:
+    """After ``fit()``: what the timed callbacks recorded (Tune's thread per result, at trials' ends, in
+    ``on_step_end``), TrackBridge's delivery report and the do-nothing plugin's counts, for the child's JSON."""
+    out: dict[str, Any] = {}
+    # Per result, the time Tune's thread spent in all of this configuration's callbacks together.
+    per_callback = [list(getattr(cb, "bench_result_ns", []) or []) for cb in callbacks]
+    per_callback = [calls for calls in per_callback if calls]
+    stalls: list[int] = sorted(sum(t) for t in zip(*per_callback, strict=False)) if per_callback else []
+    for cb in callbacks:
+        report = getattr(cb, "report", None)
+        if isinstance(report, dict):
+            out["trackbridge_report"] = {
+                "drain_seconds": report.get("drain_seconds"),
+                "late_trial_logs": report.get("late_trial_logs"),
+                "plugins": report.get("plugins"),
+            }
+        noop = noop_plugin(cb)
+        if noop is not None:
+            out["noop_trial_log_calls"] = noop.trial_log_calls
+            out["noop_trial_log_values"] = noop.trial_log_values
+    # Tune's thread at each trial's end (TrackBridge waits there for the trial's in-trial values).
+    per_end = [list(getattr(cb, "bench_complete_ns", []) or []) for cb in callbacks]
+    ends = sorted(sum(t) for t in zip(*[e for e in per_end if e], strict=False)) if any(per_end) else []
+    if ends:
+        out["trial_end_ms_median"] = statistics.median(ends) / 1e6
+        out["trial_end_ms_max"] = ends[-1] / 1e6
+    steps = [t for cb in callbacks for t in getattr(cb, "bench_step_end_ns", [])]
+    if steps:
+        out["step_end_ms_total"] = sum(steps) / 1e6
+    out["callback_calls"] = len(stalls)
+    if stalls:
+        out["stall_ms_median"] = statistics.median(stalls) / 1e6
+        out["stall_ms_p99"] = stalls[min(len(stalls) - 1, int(0.99 * len(stalls)))] / 1e6
+        out["stall_ms_max"] = stalls[-1] / 1e6
+        out["stall_ms_total"] = sum(stalls) / 1e6
+    return out
 
 
 def wandb_dir(root: str) -> str:
@@ -210,6 +269,8 @@ def build(name: str, root: str) -> list[Any]:
     os.makedirs(wandb_dir(root), exist_ok=True)
     if config.kind == "none":
         return []  # nothing imported: the baseline driver loads no tracker SDK
+    if config.kind == "callback":
+        return [_timed_noop_callback()()]
     timed = _timed_classes()
     if name == "tb-noop":
         return [timed["TimedTrackBridge"](plugins=[NoopPlugin()])]

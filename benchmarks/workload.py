@@ -1,11 +1,17 @@
 """The benchmark's Tune workload, and the child process that runs it under one configuration.
 
-    python -m benchmarks.workload --config trackbridge-all --root DIR --trials 4 --results 200 --out r.json
+    python -m benchmarks.workload --config tb-all --root DIR --trials 4 --results 200 --cpus 2 --out r.json
 
-``compare.py`` starts one such child per configuration and repetition, so every configuration gets a fresh
-Ray instance, fresh tracker stores under ``DIR`` and its own process tree (whose memory the parent samples).
-The child writes what it measured as JSON; it never verifies the stores itself (the parent does, after the
-child and everything it started have exited, so the files are complete).
+``benchmarks.compare`` starts one such child per configuration and repetition, so every configuration gets a
+fresh Ray instance (``benchmarks.ray_start``: one node with ``--cpus`` logical CPUs, or with
+``--cluster-cpus-per-node N`` a 2-node cluster), fresh tracker stores under ``DIR`` and its own process tree
+(whose memory the parent samples). The child writes what it measured as JSON; it never verifies the stores
+itself (the parent does, after the child and everything it started have exited, so the files are complete).
+
+Only the configuration's callbacks are passed to Tune, plus, when there is at least one, a first callback
+that notes when Tune's loop ended (``loop_seconds``). The ``none`` configuration passes no callback at all:
+with any callback Ray's usage telemetry imports ``mlflow`` and ``wandb`` into the driver (``none-callback``
+is that baseline).
 
 The trainable reports ``NUM_METRICS`` floats per step. Metric ``k`` at step ``s`` is ``s + k/16``: exact in
 float32 and float64, so a reader can tell from any stored value which step it belongs to, and the
@@ -173,19 +179,25 @@ def run(
     work: float,
     in_trial_logs: int = 0,
     in_trial_call: bool = True,
+    cluster_cpus_per_node: int = 0,
 ) -> dict[str, Any]:
-    """Run the workload once under ``config_name``; return timings and the callbacks' own numbers."""
-    import ray
+    """Run the workload once under ``config_name``; return timings and the callbacks' own numbers.
+
+    ``cluster_cpus_per_node`` N > 0: on a 2-node cluster of N logical CPUs per node (``cpus`` unused)."""
     from ray import tune
 
     from benchmarks import configs
+    from benchmarks.ray_start import start_ray
 
     os.makedirs(root, exist_ok=True)
     storage = os.path.join(root, "tune")
+    # Tune starts at most this many trials' placement groups at once; let every trial run concurrently.
+    if trials > int(os.environ.get("TUNE_MAX_PENDING_TRIALS_PG", "16")):
+        os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(trials)
     started_init = time.perf_counter()
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    stop_ray, nodes = start_ray(cpus, cluster_cpus_per_node)
     init_seconds = time.perf_counter() - started_init
-    out: dict[str, Any] = {"config": config_name, "ray_init_seconds": init_seconds}
+    out: dict[str, Any] = {"config": config_name, "ray_init_seconds": init_seconds, "nodes": nodes}
     param_space: dict[str, Any] = {
         "x": tune.grid_search(list(range(trials))),
         "results": results,
@@ -199,14 +211,14 @@ def run(
         param_space.update(in_trial_logs=in_trial_logs, in_trial_call=in_trial_call, timings_dir=timings_dir)
     try:
         callbacks = configs.build(config_name, root)
-        timer = _loop_timer()
+        timer = _loop_timer() if callbacks else None  # `none`: no callback at all (see the module docstring)
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,
             run_config=tune.RunConfig(
                 name="bench",
                 storage_path=storage,
-                callbacks=[timer, *callbacks],
+                callbacks=[timer, *callbacks] if timer else None,
                 verbose=0,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             ),
@@ -215,43 +227,12 @@ def run(
         grid = tuner.fit()
         ended = time.perf_counter()
         out["fit_seconds"] = ended - started
-        out["loop_seconds"] = (timer.ended or ended) - started
+        out["loop_seconds"] = ((timer.ended if timer else None) or ended) - started
         out["trial_errors"] = [str(r.error)[:500] for r in grid if r.error is not None]
-        # Per result, the time Tune's thread spent in all of this configuration's callbacks together.
-        per_callback = [list(getattr(cb, "bench_result_ns", []) or []) for cb in callbacks]
-        per_callback = [calls for calls in per_callback if calls]
-        stalls: list[int] = [sum(t) for t in zip(*per_callback, strict=False)] if per_callback else []
-        for cb in callbacks:
-            report = getattr(cb, "report", None)
-            if isinstance(report, dict):
-                out["trackbridge_report"] = {
-                    "drain_seconds": report.get("drain_seconds"),
-                    "late_trial_logs": report.get("late_trial_logs"),
-                    "plugins": report.get("plugins"),
-                }
-            noop = configs.noop_plugin(cb)
-            if noop is not None:
-                out["noop_trial_log_calls"] = noop.trial_log_calls
-                out["noop_trial_log_values"] = noop.trial_log_values
-        # Tune's thread at each trial's end (TrackBridge waits there for the trial's in-trial values).
-        per_end = [list(getattr(cb, "bench_complete_ns", []) or []) for cb in callbacks]
-        ends = sorted(sum(t) for t in zip(*[e for e in per_end if e], strict=False)) if any(per_end) else []
-        if ends:
-            out["trial_end_ms_median"] = statistics.median(ends) / 1e6
-            out["trial_end_ms_max"] = ends[-1] / 1e6
-        steps = [t for cb in callbacks for t in getattr(cb, "bench_step_end_ns", [])]
-        if steps:
-            out["step_end_ms_total"] = sum(steps) / 1e6
+        out.update(configs.callback_numbers(callbacks))
         if in_trial_logs:
             out["in_trial"] = in_trial_summary(timings_dir, trials, in_trial_logs, results)
             out["in_trial"]["called"] = in_trial_call
-        out["callback_calls"] = len(stalls)
-        if stalls:
-            stalls.sort()
-            out["stall_ms_median"] = statistics.median(stalls) / 1e6
-            out["stall_ms_p99"] = stalls[min(len(stalls) - 1, int(0.99 * len(stalls)))] / 1e6
-            out["stall_ms_max"] = stalls[-1] / 1e6
-            out["stall_ms_total"] = sum(stalls) / 1e6
         out["ok"] = True
     except BaseException as exc:  # report, never hide: the parent marks the configuration FAILED
         out["ok"] = False
@@ -259,7 +240,7 @@ def run(
         out["traceback"] = traceback.format_exc()[-4000:]
     finally:
         try:
-            ray.shutdown()
+            stop_ray()
         except Exception:
             pass
     return out
@@ -273,7 +254,10 @@ def main() -> None:
     parser.add_argument("--results", type=int, default=200)
     parser.add_argument("--metrics", type=int, default=NUM_METRICS)
     parser.add_argument("--checkpoint-every", type=int, default=50)
-    parser.add_argument("--cpus", type=int, default=4)
+    parser.add_argument("--cpus", type=int, default=2, help="Ray's logical CPUs (one node)")
+    parser.add_argument(
+        "--cluster-cpus-per-node", type=int, default=0, help="N > 0: a 2-node Ray cluster of N logical CPUs each"
+    )
     parser.add_argument("--work", type=float, default=0.0)
     parser.add_argument("--in-trial-logs", type=int, default=0, help="trackbridge.log calls per result")
     parser.add_argument(
@@ -294,6 +278,7 @@ def main() -> None:
         args.work,
         args.in_trial_logs,
         not args.no_in_trial_call,
+        args.cluster_cpus_per_node,
     )
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
