@@ -23,6 +23,8 @@ def plot_sweep(points: list[dict[str, Any]], path: str, title: str) -> None:
     sizes = list(dict.fromkeys((p["trials"], p["results"]) for p in points))
     x_of = {size: i for i, size in enumerate(sizes)}
     tune = [c for c in dict.fromkeys(p["config"] for p in points) if not c.startswith(("direct-", "fast-"))]
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    color = {config: cycle[i % len(cycle)] for i, config in enumerate(tune)}  # one colour per configuration
     fig, axes = plt.subplots(2, 3, figsize=(18, 9.5))
     ratio, driver, trackers, depth, thread, seconds = axes.flat
 
@@ -32,26 +34,28 @@ def plot_sweep(points: list[dict[str, Any]], path: str, title: str) -> None:
 
     for config in tune:
         if config != "none":
-            ratio.plot(*series(config, "fit_ratio"), marker="o", label=config)
-        driver.plot(*series(config, "driver_mib"), marker="o", label=config)
+            ratio.plot(*series(config, "fit_ratio"), marker="o", color=color[config], label=config)
+        driver.plot(*series(config, "driver_mib"), marker="o", color=color[config], label=config)
         pts = [p for p in points if p["config"] == config and p["tracker_procs"]]
         if pts:
             xs = [x_of[(p["trials"], p["results"])] for p in pts]
-            trackers.plot(xs, [p["tracker_mib"] for p in pts], marker="o", label=config)
+            trackers.plot(xs, [p["tracker_mib"] for p in pts], marker="o", color=color[config], label=config)
             for x, p in zip(xs, pts, strict=True):
                 trackers.annotate(
                     str(p["tracker_procs"]), (x, p["tracker_mib"]), textcoords="offset points", xytext=(0, 6)
                 )
         xs, q = series(config, "queue_depth")
         if xs:
-            depth.plot(xs, q, marker="o", label=config)
+            depth.plot(xs, q, marker="o", color=color[config], label=config)
         xs, med = series(config, "stall_median")
         if xs:
-            thread.plot(xs, med, marker="o", label=f"{config} median")
-            thread.plot(*series(config, "stall_p99"), marker="x", linestyle=":", label=f"{config} p99")
+            thread.plot(xs, med, marker="o", color=color[config], label=f"{config} median")
+            p99 = series(config, "stall_p99")
+            thread.plot(*p99, marker="x", linestyle=":", color=color[config], label=f"{config} p99")
     for config in ("none", "tb-all"):
-        seconds.plot(*series(config, "fit"), marker="o", label=f"{config} fit()")
-    seconds.plot(*series("tb-all", "added"), marker="^", label="tb-all - none (added)")
+        if config in color:
+            seconds.plot(*series(config, "fit"), marker="o", color=color[config], label=f"{config} fit()")
+    seconds.plot(*series("tb-all", "added"), marker="^", color="tab:purple", label="tb-all - none (added)")
     seconds.plot(*series("tb-all", "fast_floor"), "k:", marker="s", label="optimized floor (sum of fast-*)")
     seconds.plot(*series("tb-all", "direct_floor"), ":", color="grey", marker="s", label="naive floor (direct-*)")
     ratio.axhline(1.3, color="grey", linewidth=0.8, label="goal 1.3x (4x200)")
@@ -63,6 +67,8 @@ def plot_sweep(points: list[dict[str, Any]], path: str, title: str) -> None:
     depth.set(title="TrackBridge plugin queue depth (max over plugins)", ylabel="events waiting")
     thread.set(title="Tune's thread per result, in the callbacks", ylabel="ms", yscale="log")
     seconds.set(title="fit() and the direct-write floors", ylabel="seconds")
+    for ax in (driver, trackers, depth, seconds):
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.12 or 1)  # from zero, with room for the counts above the points
     for ax in axes.flat:
         ax.set_xticks(range(len(sizes)), [f"{t}x{r}" for t, r in sizes])
         ax.set_xlabel("trials x results per trial")
