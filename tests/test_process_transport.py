@@ -7,11 +7,14 @@ import os
 import threading
 import time
 
+import pytest
+
 from trackbridge import TrialInfo, hookimpl
 from trackbridge.delivery import Dispatcher
 from trackbridge.emitter import HookEmitter
 from trackbridge.loading import resolve
 from trackbridge.process_transport import transport_for
+from trackbridge.settings import isolated_names, parse_settings
 from trackbridge.transport import DeliveryOptions
 
 
@@ -84,3 +87,49 @@ def test_a_value_that_cannot_be_sent_fails_that_call_only():
     assert finished == {"plain": True} and time.monotonic() - started < 20
     assert (stats.delivered, stats.failed, stats.dropped) == (2, 1, 0)
     assert stats.errors_by_hook == {"trackbridge_trial_result": 1}
+
+
+class WritesItsPid:
+    """Writes the pid of the process its hooks run in (a class attribute picks threads or a process)."""
+
+    name = "pid_thread"
+    prefers_own_process = False
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+
+    @hookimpl
+    def trackbridge_trial_result(self, step):
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
+
+
+class PrefersItsOwnProcess(WritesItsPid):
+    name = "pid_process"
+    prefers_own_process = True
+
+
+@pytest.mark.parametrize("isolate", ["auto", False, True, ["pid_thread"]])
+def test_isolate_auto_gives_a_process_to_the_plugins_that_prefer_one(tmp_path, isolate):
+    plugins = resolve([WritesItsPid(tmp_path / "thread"), PrefersItsOwnProcess(tmp_path / "process")])
+    settings = parse_settings([p.name for p in plugins], isolate=isolate)
+    d = Dispatcher(plugins, settings.delivery, transport_for=transport_for(isolated_names(settings, plugins)))
+    d.start()
+    HookEmitter(d.submit).trial_result(TRIAL, 1, {"x": 1.0}, 0.0)
+    assert d.close(60) == {"pid_thread": True, "pid_process": True}
+    in_driver = {
+        name: (tmp_path / name.split("_")[1]).read_text().split() == [str(os.getpid())]
+        for name in ("pid_thread", "pid_process")
+    }
+    expected = {
+        "auto": {"pid_thread": True, "pid_process": False},
+        False: {"pid_thread": True, "pid_process": True},
+        True: {"pid_thread": False, "pid_process": False},
+    }.get(isolate if not isinstance(isolate, list) else "list", {"pid_thread": False, "pid_process": True})
+    assert in_driver == expected
+
+
+def test_the_mlflow_plugin_alone_of_the_built_in_three_prefers_a_process_of_its_own():
+    plugins = resolve(["mlflow", "tensorboard", "wandb"])
+    assert isolated_names(parse_settings([p.name for p in plugins]), plugins) == ("mlflow",)
+    assert isolated_names(parse_settings([p.name for p in plugins], isolate=False), plugins) == ()

@@ -20,7 +20,7 @@ from trackbridge.emitter import HookEmitter
 from trackbridge.errors import TrackerFailure
 from trackbridge.process_transport import transport_for
 from trackbridge.report import REPORT_FILE, write_report
-from trackbridge.settings import CallbackSettings, parse_settings
+from trackbridge.settings import CallbackSettings, isolated_names, parse_settings
 from trackbridge.trial_inbox import InboxCollector
 from trackbridge.trial_states import TrialStateMachine
 
@@ -95,7 +95,9 @@ class Bridge:
         plugins' delivery journals treat the experiment (``journal.LIVE``, a replay's ``FILL`` or ``IGNORE``)."""
         if self.machine is None:
             dispatcher = Dispatcher(
-                self.plugins(), self.settings.delivery, transport_for=transport_for(self.settings.isolate)
+                self.plugins(),
+                self.settings.delivery,
+                transport_for=transport_for(isolated_names(self.settings, self.plugins())),
             )
             dispatcher.start()
             self._pins = CheckpointPins.for_plugins(self.plugins())

@@ -54,10 +54,12 @@ class TrackBridgeCallback(Callback):
         disabled (its missed events are counted), so a hung tracker never stalls tuning for ever.
     :param max_retries: how often a call that failed with a transient error (``TransientError`` or a type
         in the plugin's ``retry_on``) is retried, with exponential backoff from ``retry_backoff`` seconds.
-    :param isolate: run plugins in processes of their own: True for all, or a list of plugin names. The
-        tracker SDK is then imported and run outside Tune's driver (less driver memory, no competition for
-        its interpreter lock); events travel pickled, in batches. Plugin objects you passed are copied into
-        that process, so their state after the run is not in your copy.
+    :param isolate: which plugins run in processes of their own: ``"auto"`` (default) those whose class sets
+        ``prefers_own_process`` (of the built-in ones, MLflow: its SQL store does much Python work per
+        value), True for all, False for none, or a list of plugin names. An isolated plugin's SDK is imported
+        and run outside Tune's driver (less driver memory, no competition for its interpreter lock); events
+        travel pickled, in batches; starting the process costs about a second of CPU. Plugin objects you
+        passed are copied into that process, so their state after the run is not in your copy.
     :param fail_fast: turn the first plugin failure into a ``TrackerFailure`` raised on Tune's thread (at
         its next callback), which stops the Tune run. Off by default: tracking never fails tuning.
     :param log_drain_timeout: when a trial that used ``trackbridge.log`` ends, how long Tune waits (at most)
@@ -78,7 +80,7 @@ class TrackBridgeCallback(Callback):
         max_retries: int = 3,
         retry_backoff: float = 0.5,
         fail_fast: bool = False,
-        isolate: bool | Iterable[str] = False,
+        isolate: bool | str | Iterable[str] = "auto",
         log_drain_timeout: float = 10.0,
     ) -> None:
         self._bridge = Bridge(

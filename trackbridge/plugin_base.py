@@ -59,6 +59,11 @@ class TrackerPlugin(Generic[OptionsT]):
     #: keeps writes in a buffer of its own (the delivery journal then counts a trial's results as stored only
     #: once its run completed). See ``trackbridge.journal``.
     durable_after_flush: ClassVar[bool] = True
+    #: True when the tracker's SDK does much Python work per value (building SQL or protobufs in the calling
+    #: process): with the callback's default ``isolate="auto"`` the plugin then runs in a process of its own,
+    #: so that work never holds the interpreter lock of Tune's driver. False: a thread of the driver (cheaper
+    #: to start; right for SDKs that hand their work to a process of their own, like W&B's ``wandb-core``).
+    prefers_own_process: ClassVar[bool] = False
 
     options: OptionsT
     log: logging.Logger

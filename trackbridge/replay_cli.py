@@ -71,7 +71,7 @@ def run_replay(args: argparse.Namespace) -> int:
             progress=None if args.no_progress else ProgressBar(),
             excludes=args.exclude,
             include_auto_metrics=args.include_auto_metrics,
-            isolate=args.isolate,
+            isolate=True if args.isolate else "auto",
         )
     except (NotATuneExperiment, PluginError, ValueError) as exc:
         print(f"trackbridge replay: {exc}", file=sys.stderr)

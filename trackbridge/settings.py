@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from trackbridge.transport import DeliveryOptions
+
+#: ``isolate="auto"``: the plugins decide (``TrackerPlugin.prefers_own_process``).
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -20,8 +24,11 @@ class CallbackSettings:
     delivery: DeliveryOptions = DeliveryOptions()
     drain_timeout: float | None = 600.0
     fail_fast: bool = False
-    #: Names of the plugins that run in processes of their own.
+    #: Names of the plugins that run in processes of their own (with ``isolate_auto``: ignored).
     isolate: tuple[str, ...] = ()
+    #: ``isolate="auto"``: each plugin whose class sets ``prefers_own_process`` runs in a process of its own.
+    #: (False in the settings of a callback pickled before this option: they keep their explicit choice.)
+    isolate_auto: bool = False
     #: At a trial's end, how long to wait for the values it logged inside (``trackbridge.log``) to arrive.
     log_drain_timeout: float = 10.0
 
@@ -39,7 +46,7 @@ def parse_settings(
     max_retries: int = 3,
     retry_backoff: float = 0.5,
     fail_fast: bool = False,
-    isolate: bool | Iterable[str] = False,
+    isolate: bool | str | Iterable[str] = "auto",
     log_drain_timeout: float = 10.0,
 ) -> CallbackSettings:
     """Validate the callback's options; raises ``TypeError``/``ValueError`` naming the bad one."""
@@ -54,8 +61,11 @@ def parse_settings(
     if flush_interval < 0:
         raise ValueError("trackbridge: flush_interval must not be negative")
     names = list(plugin_names)
-    if isolate is True:
-        isolated: tuple[str, ...] = tuple(names)
+    isolate_auto = isolate == AUTO
+    if isolate_auto:
+        isolated: tuple[str, ...] = ()
+    elif isolate is True:
+        isolated = tuple(names)
     elif not isolate:
         isolated = ()
     else:
@@ -79,5 +89,14 @@ def parse_settings(
         drain_timeout=drain_timeout,
         fail_fast=bool(fail_fast),
         isolate=isolated,
+        isolate_auto=isolate_auto,
         log_drain_timeout=float(log_drain_timeout),
     )
+
+
+def isolated_names(settings: CallbackSettings, plugins: Iterable[Any]) -> tuple[str, ...]:
+    """The plugins (``loading.LoadedPlugin``) of a run that get processes of their own: those named by
+    ``isolate=``, or under ``isolate="auto"`` those whose class sets ``prefers_own_process``."""
+    if not settings.isolate_auto:
+        return settings.isolate
+    return tuple(p.name for p in plugins if getattr(p.obj, "prefers_own_process", False) is True)

@@ -77,7 +77,7 @@ class TrackBridgeTrainCallback(ControllerCallback, ReportCallback):
         max_retries: int = 3,
         retry_backoff: float = 0.5,
         fail_fast: bool = False,
-        isolate: bool | Iterable[str] = False,
+        isolate: bool | str | Iterable[str] = "auto",
     ) -> None:
         self._bridge = Bridge(
             plugins,
