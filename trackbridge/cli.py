@@ -81,7 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_replay.add_argument("--exclude", action="append", default=[], help="a metric name or glob to leave out")
     p_replay.add_argument("--include-auto-metrics", action="store_true", help="also Tune's auto-filled fields")
-    p_replay.add_argument("--isolate", action="store_true", help="run every plugin in a process of its own (default: as the callback's isolate=\"auto\", those whose class prefers one)")
+    p_replay.add_argument(
+        "--isolate",
+        action="store_true",
+        help="every plugin in a process of its own (default: isolate='auto', for those that prefer one)",
+    )
     p_replay.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.command == "plugins":
