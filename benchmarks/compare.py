@@ -57,6 +57,7 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import Any
 
 from benchmarks import comparison, configs, goals, sweep
 from benchmarks.in_trial import in_trial, write_in_trial
@@ -84,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--aim-comet",
         action="store_true",
-        help=f"compare Ray's Aim and Comet callbacks with TrackBridge's plugins ({', '.join(configs.AIM_COMET_CONFIGS)}; "
+        help="compare Ray's Aim and Comet callbacks with TrackBridge's plugins "
+        f"({', '.join(configs.AIM_COMET_CONFIGS)}; "
         "no floors, no bridge-alone, no large run, no goals); written as compare-aim-comet-TxR",
     )
     p.add_argument("--cpus", type=int, default=2, help="Ray's logical CPUs = trials running at once (default 2)")
@@ -188,7 +190,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_comparison(args: argparse.Namespace, workdir: str, info: dict) -> list[goals.Goal]:
+def run_comparison(args: argparse.Namespace, workdir: str, info: dict[str, Any]) -> list[goals.Goal]:
     """The comparison, the large goal run (``args.large``) and the goals; returns the goals ([] for
     ``--aim-comet``)."""
     names = args.configs + floor_names(args)

@@ -240,7 +240,8 @@ def progress(r: RunResult) -> None:
     if r.queue_depth_max is not None:
         fit += f" (queue depth {r.queue_depth_max})"
     print(
-        f"  [{r.repeat + 1}] {run_name(r):<16} {r.trials}x{r.results}  fit {fit:>8}  driver {r.driver_peak_mib:6.0f} MiB"
+        f"  [{r.repeat + 1}] {run_name(r):<16} {r.trials}x{r.results}  fit {fit:>8}"
+        f"  driver {r.driver_peak_mib:6.0f} MiB"
         f"  trackers {r.tracker_peak_mib:6.0f} MiB ({r.tracker_procs} procs)  stored: {stored}  {status}"
         + (f"  ({r.error[:200]})" if r.error else ""),
         flush=True,

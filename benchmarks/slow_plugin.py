@@ -33,7 +33,15 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
-from benchmarks.result_files import RESULTS_DIR, command, machine, machine_line, stem, write_csv, write_markdown  # noqa: E402
+from benchmarks.result_files import (  # noqa: E402
+    RESULTS_DIR,
+    command,
+    machine,
+    machine_line,
+    stem,
+    write_csv,
+    write_markdown,
+)
 from benchmarks.tables import markdown, plain  # noqa: E402
 from trackbridge import TrackBridgeCallback  # noqa: E402
 from trackbridge.testing import RecordingPlugin  # noqa: E402
@@ -54,7 +62,7 @@ class LoopTimer(tune.Callback):
     def __init__(self) -> None:
         self.ended: float | None = None
 
-    def on_experiment_end(self, trials, **info):  # noqa: ANN001
+    def on_experiment_end(self, trials: Any, **info: Any) -> None:
         self.ended = time.monotonic()
 
 

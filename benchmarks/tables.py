@@ -117,11 +117,11 @@ def baselines(rows: list[Row]) -> tuple[float | None, float | None]:
 TABLE_COLUMNS = [
     "configuration",
     "fit() s",
-    f"fit() x `{TIME_BASELINE}`",
+    f"fit() x no tracking (`{TIME_BASELINE}`)",
     "drain s",
     "Tune thread per result ms (median / p99)",
     "driver peak MiB",
-    f"driver peak x `{MEMORY_BASELINE}`",
+    f"driver peak x do-nothing callback (`{MEMORY_BASELINE}`)",
     "tracker processes peak MiB (count)",
     "plugin queue depth (max)",
     "values stored (min over repeats)",

@@ -154,7 +154,7 @@ def in_trial_summary(timings_dir: str, trials: int, logs: int, results: int) -> 
     return out
 
 
-def _loop_timer():
+def _loop_timer() -> Any:
     """A callback (listed first) recording when Tune's loop ended, before the other callbacks' end work."""
     from ray import tune
 

@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The smoke runs: the arguments of their ``python -m benchmarks.compare`` (``--out-dir`` added).
 SMOKE_RUNS = {
     # none, the do-nothing callback, tb-all and the optimized floor (fast-*), then the goals: no large run
-    "compare": "--configs none-callback,tb-all --trials 1 --results 5 --repeats 1 --no-direct --no-bridge --no-large".split(),
+    "compare": (
+        "--configs none-callback,tb-all --trials 1 --results 5 --repeats 1 --no-direct --no-bridge --no-large".split()
+    ),
     "in_trial": (
         "--in-trial-logs 2 --configs tb-all --no-results-only --trials 1 --results 3 --repeats 1 --cpus 2".split()
     ),
@@ -91,7 +93,8 @@ def test_compare_smoke_run_verifies_every_tracker_and_the_fast_floor_and_prints_
         fast = next(line for line in lines if f"`fast-{tracker}`" in line)
         assert f"{short} 60/60" in fast and fast.rstrip(" |").endswith("ok"), fast
     # each ratio names its baseline
-    assert "fit() x `none`" in lines[0] and "driver peak x `none-callback`" in lines[0], lines[0]
+    assert "fit() x no tracking (`none`)" in lines[0], lines[0]
+    assert "driver peak x do-nothing callback (`none-callback`)" in lines[0], lines[0]
     assert "## Goals" in text
     # the goals, printed at the end and written; the smoke size is not the goal workload
     goal_lines = output[output.rindex("goals: ") :].splitlines()
