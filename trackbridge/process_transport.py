@@ -17,8 +17,10 @@ did not take is counted as dropped.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import pickle
+import queue
 import signal
 import socket
 import subprocess
@@ -90,11 +92,12 @@ class ProcessTransport(Transport):
             return
         try:
             self._conn.send_bytes(payload)
-            _, error = self._conn.recv()
+            _, error, records = self._conn.recv()
         except (EOFError, OSError) as exc:
             self._child_died(exc, len(sendable))
             return
         self._unconfirmed += len(sendable)
+        _log_here(records)
         self._note_error(error)
 
     def _pickled(self, calls: Sequence[HookCall]) -> tuple[bytes, list[HookCall]]:
@@ -131,7 +134,8 @@ class ProcessTransport(Transport):
             if process.poll() is None:
                 timeout = None if deadline is None else max(0.5, deadline - time.monotonic())
                 conn.send_bytes(pickle.dumps(("close", timeout)))
-                _, child_stats, finished, error = conn.recv()
+                _, child_stats, finished, error, records = conn.recv()
+                _log_here(records)
                 self._note_error(error)
                 self._ledger.merge(child_stats)
                 self._unconfirmed = 0
@@ -199,7 +203,34 @@ def transport_for(isolated: Iterable[str]) -> TransportFactory:
     return make
 
 
+def _log_here(records: list[logging.LogRecord]) -> None:
+    """Log what the plugin's process logged through the driver's loggers (and so the user's handlers), as
+    if the plugin had run in a thread of the driver."""
+    for record in records:
+        target = logging.getLogger(record.name)
+        if target.isEnabledFor(record.levelno):
+            target.handle(record)
+
+
 # --------------------------------------------------------------------------------------- the child
+class _ForwardedLogs(logging.handlers.QueueHandler):
+    """The child's log records (WARNING and up, from TrackBridge, the plugin and its SDK), kept until the next
+    answer to the driver carries them. ``QueueHandler.prepare`` makes each one picklable (message formatted,
+    traceback as text)."""
+
+    def __init__(self) -> None:
+        self.records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        super().__init__(self.records)
+
+    def take(self) -> list[logging.LogRecord]:
+        taken = []
+        while True:
+            try:
+                taken.append(self.records.get_nowait())
+            except queue.Empty:
+                return taken
+
+
 def _error_of(worker: PluginWorker) -> tuple[str, str | None, str] | None:
     if worker.ledger.first_error is None:
         return None
@@ -214,7 +245,8 @@ def child_main(fd: int) -> int:
     # So does a SIGTERM to the process group (Slurm's scancel, a container stop): the driver drains this
     # process first. A child whose driver is gone still ends: it sees the socket close.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    forwarded = _ForwardedLogs()
+    logging.basicConfig(level=logging.WARNING, handlers=[forwarded])
     conn = Connection(fd)
     request, options = pickle.loads(conn.recv_bytes())
     plugin = resolve_in_process(request)
@@ -224,15 +256,18 @@ def child_main(fd: int) -> int:
         try:
             message = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):  # the driver is gone: deliver what we have, then stop
+            logging.getLogger().addHandler(logging.StreamHandler())  # nobody takes the records any more
+            for record in forwarded.take():
+                sys.stderr.write(record.getMessage() + "\n")
             worker.close(60)
             return 1
         if message[0] == "calls":
             for call in message[1]:
                 worker.submit(call)  # blocks while our queue is full: backpressure
-            conn.send(("ack", _error_of(worker)))
+            conn.send(("ack", _error_of(worker), forwarded.take()))
         elif message[0] == "close":
             finished = worker.close(message[1])
-            conn.send(("stats", worker.ledger.stats.as_dict(), finished, _error_of(worker)))
+            conn.send(("stats", worker.ledger.stats.as_dict(), finished, _error_of(worker), forwarded.take()))
             conn.close()
             return 0
 
