@@ -165,3 +165,25 @@ def test_a_full_replay_ignores_the_journal_and_rewrites_it(tmp_path):
 def test_damaged_ranges_are_ignored_not_expanded():
     assert steps_of([[1, 3], [5, 5]]) == {1, 2, 3, 5}
     assert steps_of([[0, 10**12], "x", [3], [2, 1]]) == set()
+
+
+def test_a_killed_buffering_plugin_gets_every_step_again_that_tune_re_reports_after_a_restore(tmp_path):
+    """W&B's case: durable only once a run completed; the driver killed before any trial completed. Tune's own
+    state had seen step 2, but the plugin holds nothing: the new experiment's empty journal says so."""
+
+    def killed(emit):
+        emit.trial_start(TRIAL, False, None)
+        for step in (1, 2, 3):
+            emit.trial_result(TRIAL, step, {"loss": 1.0 / step})
+
+    _run(DeliveryJournal("mlflow", False, Tracker()), _calls(LIVE, _experiment(tmp_path), killed))
+    assert _file(tmp_path)["trials"] == {}  # written as the experiment started, before anything was durable
+
+    def restored(emit):
+        emit.trial_start(TRIAL, True, 2)  # the step Tune's experiment checkpoint carried
+        for step in (1, 2, 3, 4):  # no trial checkpoint yet: Tune runs the trial again from its start
+            emit.trial_result(TRIAL, step, {"loss": 1.0 / step})
+        emit.trial_complete(TRIAL, TrialStatus.COMPLETED, None)
+
+    again = _run(DeliveryJournal("mlflow", False, Tracker()), _calls(LIVE, _experiment(tmp_path, True), restored))
+    assert _steps(again) == [1, 2, 3, 4]

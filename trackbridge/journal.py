@@ -14,9 +14,10 @@ periodically and lags behind. So each plugin's transport keeps a journal:
   experiment's end);
 - in a restored experiment, a trial's first start reads the file: results at or below the step it names
   are replays for this plugin and are skipped (counted), and so are their checkpoints; the plugin's
-  ``trial_start`` gets that step as ``last_step``. Without a journal file (an experiment from before the
-  journal, or storage that refused it) the floor is the step Tune's state carried (``last_step`` of the
-  start); a trial a journal file does not name has no floor (the plugin holds none of its results).
+  ``trial_start`` gets that step as ``last_step``. A new experiment's journal file is written (empty) as it
+  starts. Without a journal file (an experiment from before the journal, or storage that refused it) the
+  floor is the step Tune's state carried (``last_step`` of the start); a trial a journal file does not name
+  has no floor (the plugin holds none of its results).
 
 The floor holds until the trial branches (a PBT exploit continues it from another trial's checkpoint, and
 its steps may go back): from then on every result is new.
@@ -297,6 +298,13 @@ class DeliveryJournal:
                 record.status,
             )
         self._durable.update(self._restored)
+        if record is None and self._mode == LIVE and not experiment.resumed:
+            # A new experiment gets its (empty) journal at once: restored later, a trial it does not name is one
+            # the plugin holds nothing of, never "an experiment from before the journal" whose floor is Tune's
+            # last step (that floor dropped the steps a killed W&B service had buffered before the first trial
+            # completed).
+            self._dirty = True
+            self._write()
 
     def _entry(self, trial_id: str) -> dict[str, Any]:
         return journal_entry(
