@@ -290,7 +290,8 @@ def test_checkpoints_tune_deletes_before_the_trackers_reach_them_still_become_ar
             GatedMlflow(tracking_uri=uri, experiment_name="pinned", save_artifact=True),
             GatedWandb(mode="offline", dir=str(wandb_dir), project="p", upload_checkpoints=True),
             watcher,
-        ]
+        ],
+        isolate=False,  # the gates are events of this process: the plugins must run in its threads
     )
     grid = tune.Tuner(
         checkpoint_every_step,
