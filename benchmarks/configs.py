@@ -152,7 +152,7 @@ class _TimedResults:
 
 def _timed_noop_callback() -> type:
     """A ``ray.tune.Callback`` subclass with no behaviour of its own, timed like the others (module level, as
-    ``_timed_classes``); builds nothing else, so the driver imports only what Tune itself imports."""
+    ``_timed``); builds nothing else, so the driver imports only what Tune itself imports."""
     from ray.tune import Callback
 
     g = globals()
@@ -161,25 +161,29 @@ def _timed_noop_callback() -> type:
     return g["TimedNoopCallback"]
 
 
-def _timed_classes() -> dict[str, type]:
-    """Module-level timed subclasses (Tune pickles callbacks into tuner.pkl: they must be importable)."""
-    from ray.air.integrations.comet import CometLoggerCallback  # imports comet_ml only when built
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
-    from ray.air.integrations.wandb import WandbLoggerCallback
-    from ray.tune.logger import TBXLoggerCallback
-    from ray.tune.logger.aim import AimLoggerCallback  # imports aim; so does Tune's telemetry with any callback
+#: Timed class name -> (module, class) it subclasses. Each is imported only when a configuration uses it: what
+#: a user's script imports before ``fit()`` (``from trackbridge import TrackBridgeCallback`` imports none of
+#: Ray's integrations, so the telemetry import of them stays inside a TrackBridge run's ``fit()``, as for a user).
+_TIMED_BASES: dict[str, tuple[str, str]] = {
+    "TimedTrackBridge": ("trackbridge", "TrackBridgeCallback"),
+    "TimedWandb": ("ray.air.integrations.wandb", "WandbLoggerCallback"),
+    "TimedMLflow": ("ray.air.integrations.mlflow", "MLflowLoggerCallback"),
+    "TimedTBX": ("ray.tune.logger", "TBXLoggerCallback"),
+    "TimedAim": ("ray.tune.logger.aim", "AimLoggerCallback"),  # imports aim
+    "TimedComet": ("ray.air.integrations.comet", "CometLoggerCallback"),  # imports comet_ml when built
+}
 
-    from trackbridge import TrackBridgeCallback
+
+def _timed(name: str) -> type:
+    """The module-level timed subclass ``name`` (Tune pickles callbacks into tuner.pkl: it must be importable)."""
+    import importlib
 
     g = globals()
-    if "TimedTrackBridge" not in g:
-        g["TimedTrackBridge"] = type("TimedTrackBridge", (_TimedResults, TrackBridgeCallback), {"__module__": __name__})
-        g["TimedWandb"] = type("TimedWandb", (_TimedResults, WandbLoggerCallback), {"__module__": __name__})
-        g["TimedMLflow"] = type("TimedMLflow", (_TimedResults, MLflowLoggerCallback), {"__module__": __name__})
-        g["TimedTBX"] = type("TimedTBX", (_TimedResults, TBXLoggerCallback), {"__module__": __name__})
-        g["TimedAim"] = type("TimedAim", (_TimedResults, AimLoggerCallback), {"__module__": __name__})
-        g["TimedComet"] = type("TimedComet", (_TimedResults, CometLoggerCallback), {"__module__": __name__})
-    return {k: g[k] for k in ("TimedTrackBridge", "TimedWandb", "TimedMLflow", "TimedTBX", "TimedAim", "TimedComet")}
+    if name not in g:
+        module, cls = _TIMED_BASES[name]
+        base = getattr(importlib.import_module(module), cls)
+        g[name] = type(name, (_TimedResults, base), {"__module__": __name__})
+    return g[name]  # type: ignore[no-any-return]
 
 
 def callback_numbers(callbacks: list[Any]) -> dict[str, Any]:
@@ -271,27 +275,26 @@ def build(name: str, root: str) -> list[Any]:
         return []  # nothing imported: the baseline driver loads no tracker SDK
     if config.kind == "callback":
         return [_timed_noop_callback()()]
-    timed = _timed_classes()
     if name == "tb-noop":
-        return [timed["TimedTrackBridge"](plugins=[NoopPlugin()])]
+        return [_timed("TimedTrackBridge")(plugins=[NoopPlugin()])]
     if config.kind == "trackbridge":
         options = trackbridge_options(root)
-        return [timed["TimedTrackBridge"](plugins={t: options[t] for t in config.trackers}, **_isolation(name))]
+        return [_timed("TimedTrackBridge")(plugins={t: options[t] for t in config.trackers}, **_isolation(name))]
     callbacks: list[Any] = []
     if "wandb" in config.trackers:
-        callbacks.append(timed["TimedWandb"](project="bench", mode="offline", dir=wandb_dir(root)))
+        callbacks.append(_timed("TimedWandb")(project="bench", mode="offline", dir=wandb_dir(root)))
     if "mlflow" in config.trackers:
         # Without an experiment name Ray's callback fails on a fresh store (no experiment id); TrackBridge
         # uses the Tune experiment's name, which is also "bench".
-        callbacks.append(timed["TimedMLflow"](tracking_uri=mlflow_uri(root), experiment_name="bench"))
+        callbacks.append(_timed("TimedMLflow")(tracking_uri=mlflow_uri(root), experiment_name="bench"))
     if "tensorboard" in config.trackers:
-        callbacks.append(timed["TimedTBX"]())
+        callbacks.append(_timed("TimedTBX")())
     if "aim" in config.trackers:
         # Ray's defaults otherwise (Aim's system tracking and terminal capture on, runs not indexed).
-        callbacks.append(timed["TimedAim"](repo=aim_repo(root)))
+        callbacks.append(_timed("TimedAim")(repo=aim_repo(root)))
     if "comet" in config.trackers:
         # An OfflineExperiment per trial (``online=False``); the other keywords go to its constructor. Ray turns
         # off Comet's output capture, git and CPU/GPU logging; the rest of Comet's defaults stay.
         os.makedirs(comet_dir(root), exist_ok=True)
-        callbacks.append(timed["TimedComet"](online=False, offline_directory=comet_dir(root)))
+        callbacks.append(_timed("TimedComet")(online=False, offline_directory=comet_dir(root)))
     return callbacks
