@@ -24,12 +24,17 @@ TEXT = "text"
 SKIP = "skip"
 
 
+#: Types that are never mappings: checked first, so the common values skip the slower ``Mapping`` ABC check
+#: (this runs on Tune's thread for every value of every result).
+_LEAVES = frozenset({float, int, str, bool, type(None)})
+
+
 def flatten(data: Mapping[str, Any], sep: str = "/", prefix: str = "") -> dict[str, Any]:
     """Flatten nested mappings: ``{"a": {"b": 1}}`` -> ``{"a/b": 1}``. Lists and arrays are left whole."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         full = f"{prefix}{sep}{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
+        if type(value) not in _LEAVES and isinstance(value, Mapping):
             if value:
                 out.update(flatten(value, sep, full))
             else:
