@@ -242,7 +242,9 @@ class StopAllOnceEveryTrialReported(tune.stopper.Stopper):
 def test_trials_still_running_at_experiment_end_are_finished_as_unfinished_everywhere(ray_session, workdir):
     callback = TrackBridgeCallback(plugins=_all_plugins(workdir))
     grid = tune.Tuner(
-        endless_trainable,
+        # Half a CPU each: the stopper needs both trials running at once, and in the shared Ray session a CPU
+        # may still be held by an earlier test's leftovers (a CI run once hung here with one trial pending).
+        tune.with_resources(endless_trainable, {"cpu": 0.5}),
         param_space={"x": tune.grid_search([1, 2])},
         run_config=tune.RunConfig(
             name="unfinished",
