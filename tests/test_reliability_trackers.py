@@ -366,7 +366,7 @@ def test_mlflow_server_briefly_gone_loses_nothing(ray_session, workdir, monkeypa
     try:
         chaos.start()
         grid = tune.Tuner(
-            steady_trainable,
+            tune.with_resources(steady_trainable, {"cpu": 0.5}),  # both trials at once, as the outage needs
             param_space={"n": 120, "x": tune.grid_search([1, 2])},
             run_config=tune.RunConfig(name="outage", storage_path=str(workdir / "ray"), callbacks=[callback]),
         ).fit()
