@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import gc
 import hashlib
+import logging
 import os
 import pickle
 import threading
@@ -199,7 +200,7 @@ def tensorboard_tags(experiment_dir: Path) -> dict[str, list[int]]:
 
 
 def test_isolated_tensorboard_warns_about_tunes_logger_only_when_it_is_not_suppressed(
-    ray_session, workdir, monkeypatch, capfd
+    ray_session, workdir, monkeypatch, caplog
 ):
     monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)  # Tune's own loggers are on
     from trackbridge_tensorboard import tune_logger
@@ -208,12 +209,16 @@ def test_isolated_tensorboard_warns_about_tunes_logger_only_when_it_is_not_suppr
     assert tune_logger.live_suppressors() == 0  # no suppressor left over from another test
 
     fit(workdir, "tb_doubled", [TrackBridgeCallback(plugins={"tensorboard": {}}, isolate=["tensorboard"])])
-    assert "SuppressTuneTBXLogger" in capfd.readouterr().err  # warned, from the plugin's process
+    # warned from the plugin's process, through the driver's own logger, as if the plugin ran in a thread
+    warned = [r.getMessage() for r in caplog.records if "SuppressTuneTBXLogger" in r.getMessage()]
+    assert [r for r in caplog.records if r.name == "trackbridge.tensorboard" and r.levelno == logging.WARNING]
+    assert warned and all(m.startswith("trackbridge: plugin 'tensorboard'") for m in warned), warned
     assert "ray/tune/loss" in tensorboard_tags(workdir / "ray" / "tb_doubled")  # and rightly so
 
     callback = TrackBridgeCallback(plugins={"tensorboard": {}}, isolate=["tensorboard"])
+    caplog.clear()
     fit(workdir, "tb_single", [callback, *callback.companion_callbacks()])
-    assert "SuppressTuneTBXLogger" not in capfd.readouterr().err
+    assert not [r for r in caplog.records if "SuppressTuneTBXLogger" in r.getMessage()]
     tags = tensorboard_tags(workdir / "ray" / "tb_single")
     assert tags["loss"] == [1, 2, 3] and not [t for t in tags if t.startswith("ray/tune/")]
 

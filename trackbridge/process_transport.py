@@ -246,6 +246,7 @@ def child_main(fd: int) -> int:
     # process first. A child whose driver is gone still ends: it sees the socket close.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     forwarded = _ForwardedLogs()
+    forwarded.setFormatter(logging.Formatter("%(message)s"))  # the driver's handlers add their own prefix
     logging.basicConfig(level=logging.WARNING, handlers=[forwarded])
     conn = Connection(fd)
     request, options = pickle.loads(conn.recv_bytes())
