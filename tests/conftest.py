@@ -38,6 +38,34 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def ray_cpus_given_back(request):
+    """After each test, wait (up to 20 s) until the shared Ray session has all its CPUs free again, and warn,
+    naming the test, when it has not: a CPU still held makes a later two-trial test wait forever."""
+    yield
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return
+    import time
+    import warnings
+
+    deadline = time.monotonic() + 20
+    while True:
+        total, free = ray.cluster_resources().get("CPU", 0), ray.available_resources().get("CPU", 0)
+        if free >= total or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if free < total:
+        groups = {k: v.get("state") for k, v in ray.util.placement_group_table().items() if v.get("state") != "REMOVED"}
+        warnings.warn(
+            f"{request.node.nodeid} left {total - free} of {total} CPUs of the Ray session held; "
+            f"placement groups not removed: {groups}",
+            stacklevel=1,
+        )
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """A fresh directory, also the current directory, for one test's stores and Tune storage."""
