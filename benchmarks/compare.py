@@ -99,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
         help="the goal run at --large-trials x --large-results (none, none-callback, tb-all, fast-*) after the "
         "comparison (default: on, off when --configs is given)",
     )
+    p.add_argument(
+        "--large-configs",
+        help=f"the goal run's configurations (default: {', '.join(configs.LARGE_CONFIGS)}; none is always run)",
+    )
     p.add_argument("--large-trials", type=int, default=None, help="the goal run's trials (default 16)")
     p.add_argument("--large-results", type=int, default=None, help="the goal run's results per trial (default 2000)")
     p.add_argument("--sweep", action="store_true", help="the scale sweep instead of the comparison")
@@ -180,6 +184,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"{native}: Ray's callbacks receive nothing from trackbridge.log; use TrackBridge configurations")
     if "none" not in args.configs:
         args.configs.insert(0, "none")  # every ratio needs the baseline
+    args.large_configs = [c.strip() for c in (args.large_configs or ",".join(configs.LARGE_CONFIGS)).split(",")]
+    unknown = [c for c in args.large_configs if c not in configs.CONFIGS]
+    if unknown:
+        p.error(f"--large-configs: unknown configuration(s) {unknown}; known: {', '.join(configs.CONFIGS)}")
+    if "none" not in args.large_configs:
+        args.large_configs.insert(0, "none")
     comparing = not (args.sweep or args.in_trial_logs or args.aim_comet)
     if args.large is None:
         args.large = comparing and (not chosen or sized)
@@ -200,7 +210,7 @@ def run_comparison(args: argparse.Namespace, workdir: str, info: dict[str, Any])
         return []
     large = None
     if args.large:
-        names = list(configs.LARGE_CONFIGS) + ([] if args.no_fast else [f"fast-{t}" for t in FLOOR_TRACKERS])
+        names = list(args.large_configs) + ([] if args.no_fast else [f"fast-{t}" for t in FLOOR_TRACKERS])
         large = comparison.compare(
             args, workdir, names, args.large_trials, args.large_results, bridge=False, title="goal run"
         )
