@@ -57,8 +57,14 @@ class TrackBridgeTrainCallback(ControllerCallback, ReportCallback):
     :param excludes: metric names (flattened with ``/``, glob patterns allowed) never passed to plugins.
     :param redact: as for ``TrackBridgeCallback``: config keys whose values are replaced before any plugin sees
         them (True: TrackBridge's list; a list: those patterns too; False: none).
-    :param queue_size, flush_interval, drain_timeout, stuck_timeout, max_retries, retry_backoff, isolate: as for
-        ``TrackBridgeCallback``; ``drain_timeout`` bounds how long the end of ``fit()`` waits for the trackers.
+    :param queue_size: as for ``TrackBridgeCallback``.
+    :param flush_interval: as for ``TrackBridgeCallback``.
+    :param drain_timeout: as for ``TrackBridgeCallback``: bounds how long the end of ``fit()`` waits for the
+        trackers.
+    :param stuck_timeout: as for ``TrackBridgeCallback``.
+    :param max_retries: as for ``TrackBridgeCallback``.
+    :param retry_backoff: as for ``TrackBridgeCallback``.
+    :param isolate: as for ``TrackBridgeCallback``.
     :param fail_fast: the first plugin failure fails the Train run (at its next report). Off by default:
         tracking never fails training.
     """
