@@ -169,9 +169,12 @@ def test_tool_hints_offline_store_and_view_command(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     assert MlflowPlugin.offline_options(str(tmp_path)) == {}  # the user's own choice wins
     plugin = MlflowPlugin(tracking_uri="http://user:pw@127.0.0.1:9")
-    assert plugin.view_command(None) is None  # nothing resolved before setup
+    assert plugin.view_command(None) == "mlflow ui --backend-store-uri 'http://***@127.0.0.1:9'"  # the option
     plugin.trackbridge_setup()
     assert plugin.view_command(None) == "mlflow ui --backend-store-uri 'http://***@127.0.0.1:9'"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert MlflowPlugin().view_command(None) is None  # nothing known before setup resolves MLflow's default
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     plugin = MlflowPlugin()
     plugin.trackbridge_setup()  # no option: $MLFLOW_TRACKING_URI
     assert plugin.view_command(None) == "mlflow ui --backend-store-uri http://127.0.0.1:9"

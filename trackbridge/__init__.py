@@ -19,6 +19,7 @@ from trackbridge.markers import hookimpl
 from trackbridge.options import PluginOptions, option
 from trackbridge.plugin_base import TrackerPlugin
 from trackbridge.secrets import REDACTED, is_secret_key, mask_uri, strip_uri_credentials
+from trackbridge.stored_summary import StoredSummary
 from trackbridge.trial_logging import TrialLogger, get_logger, log, log_artifact
 from trackbridge.values import HISTOGRAM, SCALAR, SKIP, TEXT, WarnOnce, classify, flatten, to_float
 
@@ -41,6 +42,7 @@ __all__ = [
     "MissingTrackerError",
     "PluginError",
     "PluginOptions",
+    "StoredSummary",
     "TrackBridgeCallback",
     "TrackBridgeTrainCallback",
     "TrackerFailure",

@@ -12,8 +12,10 @@ What it gives a plugin, so that no plugin writes it again:
   over a socket, never through a file, and rebuilds the plugin with ``from_process_state()``.
 - **A logger and a warn-once counter** named after the plugin (``self.log``, ``self.warn``).
 - **Hints for tools**: ``offline_options(directory)`` (how ``trackbridge demo`` runs the tracker with no
-  account, server or network), ``view_command(experiment)`` (how a user looks at what was stored) and
-  ``companion_callbacks()`` (Tune callbacks that should run next to ``TrackBridgeCallback``).
+  account, server or network), ``checkpoint_option`` (the option that stores checkpoints as artifacts),
+  ``view_command(experiment)`` (how a user looks at what was stored), ``stored_summary(experiment)`` (what
+  the tracker holds, read back, for the demo's table) and ``companion_callbacks()`` (Tune callbacks that
+  should run next to ``TrackBridgeCallback``).
 
 Hooks are still plain methods marked ``@hookimpl``; the base implements none of them.
 """
@@ -26,6 +28,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from trackbridge.events import ExperimentInfo
 from trackbridge.options import PluginOptions
+from trackbridge.stored_summary import StoredSummary
 from trackbridge.values import WarnOnce
 
 OptionsT = TypeVar("OptionsT", bound=PluginOptions)
@@ -64,6 +67,9 @@ class TrackerPlugin(Generic[OptionsT]):
     #: so that work never holds the interpreter lock of Tune's driver. False: a thread of the driver (cheaper
     #: to start; right for SDKs that hand their work to a process of their own, like W&B's ``wandb-core``).
     prefers_own_process: ClassVar[bool] = False
+    #: The boolean option that stores Tune's checkpoints as artifacts (``trackbridge demo`` turns it on);
+    #: None when the tracker keeps no checkpoints.
+    checkpoint_option: ClassVar[str | None] = None
 
     options: OptionsT
     log: logging.Logger
@@ -156,6 +162,12 @@ class TrackerPlugin(Generic[OptionsT]):
 
     def view_command(self, experiment: ExperimentInfo | None) -> str | None:
         """A shell command that shows what this plugin stored for ``experiment`` (None: nothing to suggest)."""
+        return None
+
+    def stored_summary(self, experiment: ExperimentInfo) -> StoredSummary | None:
+        """What the tracker holds for ``experiment``, read back with the tracker's own reader from where this
+        plugin's options say it writes (so it works in any process, after ``fit()``); None: not supported.
+        ``trackbridge demo`` prints it as a table."""
         return None
 
     def companion_callbacks(self) -> list[Any]:

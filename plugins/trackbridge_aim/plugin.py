@@ -20,6 +20,7 @@ from trackbridge import (
     CheckpointInfo,
     ExperimentInfo,
     LoggedFile,
+    StoredSummary,
     TrackerPlugin,
     TrialInfo,
     TrialStatus,
@@ -54,6 +55,8 @@ class _TrialRun:
 class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
     """Track each Tune trial as an Aim run; look at them with ``aim up --repo <repo>``."""
 
+    checkpoint_option = "save_checkpoints"
+
     def reset_state(self) -> None:
         super().reset_state()
         # A local repo's writes are in RocksDB's write-ahead log as soon as ``track`` returns. An aim:// repo's
@@ -85,6 +88,16 @@ class AimPlugin(TrackerPlugin[AimOptions], name="aim", requires=("aim",)):
         if repo is None or is_remote_repo(repo):
             return None
         return f"aim up --repo {shlex.quote(repo)}"
+
+    def stored_summary(self, experiment: ExperimentInfo) -> StoredSummary | None:
+        """The experiment's runs in a local repo (the ``repo`` option, else where ``trackbridge_experiment_start``
+        puts them), read with ``aim.Repo``; None for an ``aim://`` server."""
+        repo = self.options.repo or self._ready().default_repo(experiment.path, experiment.filesystem is None)
+        if is_remote_repo(repo):
+            return None
+        from trackbridge_aim.stored import summarize
+
+        return summarize(repo, self.options.experiment_name or experiment.name)
 
     def tracker_destination(self) -> str | None:
         """The ``repo`` option (an absolute directory or an ``aim://`` address); None: the experiment's folder."""

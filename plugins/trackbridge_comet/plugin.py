@@ -33,6 +33,7 @@ from trackbridge import (
     CheckpointInfo,
     ExperimentInfo,
     LoggedFile,
+    StoredSummary,
     TrackerPlugin,
     TrialInfo,
     TrialStatus,
@@ -69,6 +70,8 @@ class CometPlugin(TrackerPlugin[CometOptions], name="comet", requires=("comet_ml
     (secret: never pickled or logged), ``workspace``, ``project_name``, ``tags``, ``offline_directory``,
     ``save_checkpoints`` (False), ``log_environment`` (False), ``experiment_config`` (dict), ``quiet`` (True).
     """
+
+    checkpoint_option = "save_checkpoints"
 
     def reset_state(self) -> None:
         # Never pickled (the base pickles only the options without the key): no experiments, no directories.
@@ -108,6 +111,15 @@ class CometPlugin(TrackerPlugin[CometOptions], name="comet", requires=("comet_ml
             return None
         directory = self._directory or archives.resolve_directory(self.options.offline_directory, experiment)[0]
         return archives.upload_command(directory)
+
+    def stored_summary(self, experiment: ExperimentInfo) -> StoredSummary | None:
+        """Offline: the experiment's archives (their local directory), read back; None online."""
+        if self.mode() != "offline":
+            return None
+        from trackbridge_comet.stored import summarize
+
+        directory = self._directory or archives.resolve_directory(self.options.offline_directory, experiment)[0]
+        return summarize(directory, experiment.name)
 
     def tracker_destination(self) -> str | None:
         """Mode, workspace and project, and offline the archive directory (the default one: relative to the

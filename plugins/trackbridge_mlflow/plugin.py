@@ -30,6 +30,7 @@ from trackbridge import (
     CheckpointInfo,
     ExperimentInfo,
     LoggedFile,
+    StoredSummary,
     TrackerPlugin,
     TrialInfo,
     TrialStatus,
@@ -58,6 +59,7 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
     # holds the driver's interpreter lock and slows Tune's loop (docs/performance.md); so by default
     # (``isolate="auto"``) this plugin runs in a process of its own.
     prefers_own_process = True
+    checkpoint_option = "save_artifact"
 
     def reset_state(self) -> None:
         # Never pickled (the base pickles only the options without the token): no handles, no open runs.
@@ -86,10 +88,21 @@ class MlflowPlugin(TrackerPlugin[MlflowOptions], name="mlflow", requires=("mlflo
         return {"tracking_uri": f"sqlite:///{directory}/mlflow.db"}
 
     def view_command(self, experiment: ExperimentInfo | None) -> str | None:
-        """``mlflow ui --backend-store-uri <tracking URI, credentials masked>``; None before setup resolved it."""
-        if self._tracking_uri is None:
+        """``mlflow ui --backend-store-uri <tracking URI, credentials masked>``: the URI setup resolved, else the
+        option or ``$MLFLOW_TRACKING_URI`` (so it works in the driver when the plugin ran in its own process);
+        None when none of them is known yet."""
+        uri = self._tracking_uri or self.options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
             return None
-        return f"mlflow ui --backend-store-uri {shlex.quote(mask_uri(self._tracking_uri) or '')}"
+        return f"mlflow ui --backend-store-uri {shlex.quote(mask_uri(uri) or '')}"
+
+    def stored_summary(self, experiment: ExperimentInfo) -> StoredSummary | None:
+        """The experiment's trial runs in the store, read with ``MlflowClient``."""
+        from trackbridge_mlflow.stored import summarize
+
+        uri = self._tracking_uri or store.resolve_tracking_uri(self.options.tracking_uri)
+        client = store.make_client(uri, self.options.registry_uri, self.options.tracking_token, self.log)
+        return summarize(client, self.options.experiment_name or experiment.name, experiment.name)
 
     def tracker_destination(self) -> str | None:
         """The tracking URI (a relative SQLite path made absolute) and the MLflow experiment option."""

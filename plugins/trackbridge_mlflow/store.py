@@ -190,7 +190,7 @@ def find_trial_run(client: Any, experiment_id: str, trial_id: str, tune_experime
     if _SAFE_FILTER_VALUE.match(trial_id):
         runs = client.search_runs([experiment_id], filter_string=f"tags.{TAG_TRIAL_ID} = '{trial_id}'")
     else:  # a value we cannot quote safely: filter here instead
-        runs = [r for r in _all_runs(client, experiment_id) if r.data.tags.get(TAG_TRIAL_ID) == trial_id]
+        runs = [r for r in all_runs(client, experiment_id) if r.data.tags.get(TAG_TRIAL_ID) == trial_id]
     runs = [r for r in runs if r.data.tags.get(TAG_ROLE, ROLE_TRIAL) == ROLE_TRIAL]
     same = [r for r in runs if r.data.tags.get(TAG_EXPERIMENT_NAME) == tune_experiment]
     return _newest(same or runs)
@@ -202,7 +202,8 @@ def find_parent_run(client: Any, experiment_id: str, tune_experiment: str) -> An
     return _newest([r for r in runs if r.data.tags.get(TAG_EXPERIMENT_NAME) == tune_experiment])
 
 
-def _all_runs(client: Any, experiment_id: str) -> list[Any]:
+def all_runs(client: Any, experiment_id: str) -> list[Any]:
+    """Every run of the MLflow experiment, page by page."""
     runs: list[Any] = []
     token = None
     while True:

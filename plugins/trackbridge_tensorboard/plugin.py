@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trackbridge import ExperimentInfo, LoggedFile, TrackerPlugin, TrialInfo, TrialStatus, hookimpl
+from trackbridge import ExperimentInfo, LoggedFile, StoredSummary, TrackerPlugin, TrialInfo, TrialStatus, hookimpl
 from trackbridge_tensorboard import duplicates
 from trackbridge_tensorboard.options import TensorBoardOptions
 
@@ -89,6 +89,14 @@ class TensorBoardPlugin(TrackerPlugin[TensorBoardOptions], name="tensorboard", r
         if logdir is None and experiment is not None:
             logdir = experiment.path if experiment.filesystem is None else experiment.local_path
         return f"tensorboard --logdir {shlex.quote(logdir)}" if logdir else None
+
+    def stored_summary(self, experiment: ExperimentInfo) -> StoredSummary | None:
+        """The runs under the ``logdir`` option, else the experiment's local directory, read back with
+        TensorBoard's own reader."""
+        from trackbridge_tensorboard.stored import summarize
+
+        logdir = self.options.logdir or (experiment.path if experiment.filesystem is None else experiment.local_path)
+        return summarize(logdir) if logdir else None
 
     def tracker_destination(self) -> str | None:
         """The ``logdir`` option (absolute); None when runs are written into Tune's trial directories."""

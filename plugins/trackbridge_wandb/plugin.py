@@ -28,7 +28,16 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from trackbridge import CheckpointInfo, ExperimentInfo, LoggedFile, TrackerPlugin, TrialInfo, TrialStatus, hookimpl
+from trackbridge import (
+    CheckpointInfo,
+    ExperimentInfo,
+    LoggedFile,
+    StoredSummary,
+    TrackerPlugin,
+    TrialInfo,
+    TrialStatus,
+    hookimpl,
+)
 from trackbridge_wandb import artifacts, convert, trial_config
 from trackbridge_wandb.options import ONLINE_MODES, WandbOptions, effective_mode, resolve_api_key
 from trackbridge_wandb.trial_run import TrialRun
@@ -58,6 +67,7 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
     #: W&B's service process buffers the offline run file and loses that buffer when the driver is killed:
     #: a run's rows count as stored (in the delivery journal) once the run is finished.
     durable_after_flush: ClassVar[bool] = False
+    checkpoint_option = "upload_checkpoints"
 
     def reset_state(self) -> None:
         # Never pickled (the base pickles only the options without the API key): a restored experiment finds
@@ -93,6 +103,16 @@ class WandbPlugin(TrackerPlugin[WandbOptions], name="wandb", requires=("wandb",)
             return None
         directory = init.get("dir") or os.environ.get("WANDB_DIR") or os.getcwd()
         return f"wandb sync {shlex.quote(os.path.join(directory, 'wandb'))}/offline-run-*"
+
+    def stored_summary(self, experiment: ExperimentInfo) -> StoredSummary | None:
+        """Offline runs of the experiment's group, read from their run files; None for online runs."""
+        init = self.options.init
+        if effective_mode(init, self.options.settings or {}) != "offline":
+            return None
+        from trackbridge_wandb.stored import summarize
+
+        directory = init.get("dir") or os.environ.get("WANDB_DIR") or os.getcwd()
+        return summarize(os.path.join(directory, "wandb"), init.get("group") or experiment.name)
 
     def tracker_destination(self) -> str | None:
         """Mode, entity and project, and for offline runs the directory they are written to."""
