@@ -7,6 +7,12 @@ Runs ``trackbridge demo --plugins mlflow,tensorboard`` (unless ``--dir`` already
 ``mlflow.db``), serves its SQLite store with ``mlflow ui`` on 127.0.0.1, and captures two pages with
 headless Chromium (Debian's ``chromium`` package: ``apt-get install chromium``): the experiment's runs table
 and its chart view. Needs no network and no account.
+
+Not yet right with MLflow 3.17 (tried 2026-11-28): its UI opens an experiment on the GenAI "Overview" page,
+with first-visit pop-ups and the assistant panel, so the captured page shows no runs. Capturing the runs
+table needs the UI's "Model training" view, which a plain ``--screenshot`` URL does not select: a driven
+browser (Playwright with Debian's Chromium) that clicks it and closes the pop-ups is the next step. The
+README shows no screenshot until then.
 """
 
 from __future__ import annotations
