@@ -50,7 +50,6 @@ def main(storage_path: str, plugins: Sequence[str] = ("mlflow", "tensorboard"), 
         run_config=tune.RunConfig(
             name="pbt",
             storage_path=storage_path,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=4),
             callbacks=[bridge, *bridge.companion_callbacks()],
         ),
     )

@@ -48,7 +48,10 @@ def _tensorboard_steps(experiment_dir: Path, tag: str) -> list[list[int]]:
     return found
 
 
-def test_function_trainable_logs_results_in_trial_values_and_a_file_into_every_tracker(ray_session, workdir):
+def test_function_trainable_logs_results_in_trial_values_and_a_file_into_every_tracker(
+    ray_session, workdir, monkeypatch
+):
+    monkeypatch.setenv("WANDB_DIR", str(workdir))  # W&B's own setting for where offline runs go
     grid = function_trainable.main(str(workdir / "ray"), ("wandb", "mlflow", "tensorboard"), trials=2, epochs=3)
     assert not grid.errors
     client, runs = _mlflow_runs(workdir, "function-trainable")
