@@ -56,6 +56,13 @@ def test_isolated_plugins_store_everything_like_threaded_ones(ray_session, workd
         assert run.info.status == "FINISHED"
     wb = wandb_reader.runs_by_id(str(workdir))
     assert set(wb) == trial_ids and all(len(parts[0].history) == 20 for parts in wb.values())
+    # Each tracker names the user's program as the runs' source, not TrackBridge's plugin process
+    main = sys.modules["__main__"]
+    driver_program = f"-m {main.__spec__.name}" if main.__spec__ else main.__file__
+    for run in runs:
+        assert run.data.tags["mlflow.source.name"] == sys.argv[0]
+    for parts in wb.values():
+        assert (parts[0].program, parts[0].args) == (driver_program, sys.argv[1:])
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     for run_dir in (workdir / "tb").iterdir():

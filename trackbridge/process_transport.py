@@ -32,6 +32,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from trackbridge.delivery import PluginWorker, TransportFactory, plugin_worker
+from trackbridge.driver_program import DriverProgram
 from trackbridge.ledger import DeliveryLedger
 from trackbridge.loading import LoadedPlugin, process_request, resolve_in_process
 from trackbridge.thread_transport import ThreadTransport
@@ -80,7 +81,7 @@ class ProcessTransport(Transport):
         self._conn = Connection(parent_sock.detach())
         # The plugin as the driver holds it, secrets included (``loading.process_request``): over the
         # socket only, never in the child's arguments or environment, never in a file.
-        self._conn.send_bytes(_serializer().dumps((process_request(self._plugin), self._options)))
+        self._conn.send_bytes(_serializer().dumps((process_request(self._plugin), self._options, DriverProgram.here())))
 
     def deliver(self, calls: Sequence[HookCall]) -> None:
         if self._conn is None:
@@ -249,7 +250,8 @@ def child_main(fd: int) -> int:
     forwarded.setFormatter(logging.Formatter("%(message)s"))  # the driver's handlers add their own prefix
     logging.basicConfig(level=logging.WARNING, handlers=[forwarded])
     conn = Connection(fd)
-    request, options = pickle.loads(conn.recv_bytes())
+    request, options, driver_program = pickle.loads(conn.recv_bytes())
+    driver_program.present()  # trackers record the user's script as the run's source, as in the driver
     plugin = resolve_in_process(request)
     worker = plugin_worker(plugin, options)
     worker.start()

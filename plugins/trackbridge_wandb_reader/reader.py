@@ -140,6 +140,9 @@ class OfflineRun:
     artifacts: list[pb.ArtifactRecord] = field(default_factory=list)
     #: The exit code given to ``run.finish`` (None: the run never finished).
     exit_code: int | None = None
+    #: The program W&B recorded as the run's source (``__main__``'s file, or ``-m <module>``), and its arguments.
+    program: str = ""
+    args: list[str] = field(default_factory=list)
     record_types: list[str] = field(default_factory=list)
 
     @property
@@ -179,6 +182,8 @@ def read_run(path: str, wait: bool = True) -> OfflineRun:
             run.artifacts.append(record.artifact)
         elif kind == "exit":
             run.exit_code = record.exit.exit_code
+        elif kind == "environment" and record.environment.program:
+            run.program, run.args = record.environment.program, list(record.environment.args)
     run.config.pop("_wandb", None)
     return run
 
