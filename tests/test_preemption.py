@@ -107,9 +107,12 @@ def _tensorboard_steps(base: Path) -> dict[str, list[int]]:
 def _wandb_runs(base: Path) -> dict[str, list[tuple[list[int], int | None]]]:
     """Per run id, its parts in order: the training_iteration of every history row, and the exit code."""
     out: dict[str, list[tuple[list[int], int | None]]] = {}
+    # Read after the restoring driver has exited: every part is complete or will never be, except that the
+    # killed driver's W&B service may still be closing its files. So all parts share one short deadline.
+    deadline = time.monotonic() + 5
     for path in run_files(str(base / "wandb")):
         try:
-            wait_until_complete(path, timeout=15)
+            wait_until_complete(path, timeout=max(0.0, deadline - time.monotonic()))
         except TimeoutError:  # a part the killed driver never finished: read what it holds
             pass
         run = read_run(path, wait=False)
