@@ -1,9 +1,9 @@
 """The driver's program, shown to tracker SDKs that run in an isolated plugin's process.
 
 Tracker SDKs record which program produced a run: MLflow's ``mlflow.source.name`` tag is ``sys.argv[0]``,
-W&B's "program" is ``__main__.__file__`` (or ``-m <module>``), Comet and Aim read the same. In an isolated
-plugin's process (``isolate=...``) those would name ``trackbridge.process_transport`` instead of the user's
-script. ``DriverProgram.here()`` captures them in the driver; ``present()`` sets them in the child before the
+W&B's "program" is ``__main__.__file__`` (or ``-m <module>``), with ``sys.argv[1:]`` as its arguments. In an
+isolated plugin's process (``isolate=...``) those would name ``trackbridge.process_transport`` instead of the
+user's script. ``DriverProgram.here()`` captures them in the driver; ``present()`` sets them in the child before the
 plugin is loaded, so every tracker names the user's script exactly as it does when the plugin runs in the
 driver.
 """
